@@ -1,0 +1,73 @@
+# One entry point for people and CI. `make run` serves the platform, `make test` proves it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+PROTO := protos/grpc_predict_v2.proto
+STUBS_DIR := gateway/protocol
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: system-deps
+system-deps: ## Install Tesseract and fonts from apt when missing (needs root)
+	@bash scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with every Python dependency (pinned by constraints.txt)
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: protos
+protos: $(STAMP) ## Regenerate the Python gRPC stubs from protos/
+	bash scripts/gen-protos.sh $(PY) $(STUBS_DIR)
+
+.PHONY: check-protos
+check-protos: $(STAMP) ## Fail when the committed stubs differ from freshly generated ones
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  bash scripts/gen-protos.sh $(PY) "$$tmp" && \
+	  for f in "$$tmp"/grpc_predict_v2_pb2*; do \
+	    diff -u "$(STUBS_DIR)/$$(basename $$f)" "$$f" >/dev/null || \
+	      { echo "stale stub: $(STUBS_DIR)/$$(basename $$f); run 'make protos'"; exit 1; }; \
+	  done && echo "stubs are fresh"
+
+.PHONY: buf-lint
+buf-lint: $(BUF) ## Lint the proto with buf (STANDARD rules, exceptions in buf.yaml)
+	$(BUF) lint
+
+.PHONY: lint
+lint: $(STAMP) buf-lint check-protos ## ruff, ruff format, mypy --strict, buf lint, stub freshness
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: system-deps $(STAMP) lint ## Run every check and every test (unit, integration, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: run
+run: system-deps $(STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gateway (:8001); Ctrl-C stops both
+	bash scripts/run-local.sh $(PY)
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: clean
+clean: ## Remove the venv, node_modules and caches
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,200 @@
+"""Async KServe v2 gRPC client of the model server: one long-lived channel, deadlines, retries.
+
+The client retries a call only when the model server answers UNAVAILABLE (down, starting,
+connection refused), with exponential backoff and jitter, bounded by ``retry_max_attempts`` and
+by the call's deadline: it never sleeps past the deadline. Other statuses are final. Failures
+leave as :class:`~gateway.errors.UpstreamError` (mapped by ``GRPC_STATUS_TABLE``).
+"""
+
+import asyncio
+import logging
+import random
+import time
+from types import TracebackType
+from typing import Final, Self
+
+import grpc
+import grpc.aio
+
+from gateway.codec import OcrResult, build_infer_request, decode_infer_response
+from gateway.errors import UpstreamError
+from gateway.protocol import pb, pb_grpc
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+# Room for the protobuf framing, parameters and the outputs beside the image bytes.
+MESSAGE_HEADROOM_BYTES: Final = 4 * 1024 * 1024
+# Ping an idle-looking connection every minute to notice a dead peer; a minute stays above the
+# default gRPC server ping policy so servers never answer GOAWAY "too_many_pings".
+_KEEPALIVE_TIME_MS: Final = 60_000
+_KEEPALIVE_TIMEOUT_MS: Final = 20_000
+# gRPC's default reconnect backoff grows to 2 minutes; a restarted model server should be
+# reached again within seconds.
+_INITIAL_RECONNECT_BACKOFF_MS: Final = 100
+_MAX_RECONNECT_BACKOFF_MS: Final = 2_000
+_CLOSE_GRACE_S: Final = 1.0
+
+# Jitter spreads retries of many clients apart; it needs no cryptographic randomness.
+_jitter = random.Random()  # noqa: S311
+
+
+def channel_options(settings: GatewaySettings) -> list[tuple[str, int | str]]:
+    """gRPC channel options: message limits sized from ``max_upload_bytes``, keepalive, backoff."""
+    max_message = settings.max_upload_bytes + MESSAGE_HEADROOM_BYTES
+    return [
+        ("grpc.max_send_message_length", max_message),
+        ("grpc.max_receive_message_length", max_message),
+        ("grpc.keepalive_time_ms", _KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.initial_reconnect_backoff_ms", _INITIAL_RECONNECT_BACKOFF_MS),
+        ("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),
+        ("grpc.primary_user_agent", "ocr-gateway"),
+    ]
+
+
+class InferenceClient:
+    """Talks to the model server over one ``grpc.aio`` channel opened by :meth:`start`.
+
+    Use ``async with InferenceClient(settings) as client:`` or ``start()`` / ``close()``, inside
+    the event loop that makes the calls (a ``grpc.aio`` channel belongs to one loop).
+    """
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._settings = settings
+        self._channel: grpc.aio.Channel | None = None
+        self._model_infer: (
+            grpc.aio.UnaryUnaryMultiCallable[pb.ModelInferRequest, pb.ModelInferResponse] | None
+        ) = None
+        self._server_ready: (
+            grpc.aio.UnaryUnaryMultiCallable[pb.ServerReadyRequest, pb.ServerReadyResponse] | None
+        ) = None
+        self._model_ready: (
+            grpc.aio.UnaryUnaryMultiCallable[pb.ModelReadyRequest, pb.ModelReadyResponse] | None
+        ) = None
+
+    async def start(self) -> None:
+        """Open the channel; it connects lazily and reconnects by itself."""
+        if self._channel is not None:
+            raise RuntimeError("InferenceClient already started")
+        self._channel = grpc.aio.insecure_channel(
+            self._settings.model_address, options=channel_options(self._settings)
+        )
+        stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+        self._model_infer = stub.ModelInfer
+        self._server_ready = stub.ServerReady
+        self._model_ready = stub.ModelReady
+        logger.info("model channel opened to %s", self._settings.model_address)
+
+    async def close(self) -> None:
+        """Close the channel, giving in-flight calls a short grace period."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close(grace=_CLOSE_GRACE_S)
+            logger.info("model channel closed")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def infer(
+        self,
+        image: bytes,
+        *,
+        request_id: str,
+        lang: str,
+        psm: int | None = None,
+        timeout_s: float | None = None,
+    ) -> OcrResult:
+        """OCR ``image`` on the model; ``timeout_s`` (default ``request_timeout_s``) bounds it all.
+
+        Raises :class:`~gateway.errors.UpstreamError` when the call fails and
+        :class:`~gateway.errors.MalformedResponseError` when the answer is off-contract.
+        """
+        if self._model_infer is None:
+            raise RuntimeError("InferenceClient not started")
+        settings = self._settings
+        budget = settings.request_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + budget
+        request = build_infer_request(
+            image, model_name=settings.model_name, request_id=request_id, lang=lang, psm=psm
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to call")
+            try:
+                response = await self._model_infer(request, timeout=remaining)
+            except grpc.aio.AioRpcError as err:
+                code, details = err.code(), err.details()
+                if (
+                    code is not grpc.StatusCode.UNAVAILABLE
+                    or attempt >= settings.retry_max_attempts
+                ):
+                    raise UpstreamError(code, details) from None
+                backoff = self._backoff(attempt)
+                if time.monotonic() + backoff >= deadline:
+                    # Sleeping would use up the deadline: answer the failure we have now.
+                    raise UpstreamError(code, details) from None
+                logger.warning(
+                    "model unavailable (attempt %s/%s, request %s): %s; retrying in %.3fs",
+                    attempt,
+                    settings.retry_max_attempts,
+                    request_id,
+                    details,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+            else:
+                return decode_infer_response(response)
+
+    def _backoff(self, attempt: int) -> float:
+        """Backoff after failed ``attempt``: exponential, capped, with "equal jitter"."""
+        settings = self._settings
+        ceiling = min(
+            settings.retry_max_backoff_s, settings.retry_initial_backoff_s * 2.0 ** (attempt - 1)
+        )
+        return ceiling / 2 + _jitter.uniform(0, ceiling / 2)
+
+    async def server_ready(self) -> bool:
+        """Whether the model server says it is ready; False on any RPC error or timeout."""
+        if self._server_ready is None:
+            raise RuntimeError("InferenceClient not started")
+        try:
+            response = await self._server_ready(
+                pb.ServerReadyRequest(), timeout=self._settings.readiness_timeout_s
+            )
+        except grpc.RpcError as err:
+            logger.info("server readiness check failed: %s", _status_name(err))
+            return False
+        return response.ready
+
+    async def model_ready(self) -> bool:
+        """Whether the configured model is loaded and ready; False on any RPC error or timeout."""
+        if self._model_ready is None:
+            raise RuntimeError("InferenceClient not started")
+        try:
+            response = await self._model_ready(
+                pb.ModelReadyRequest(name=self._settings.model_name),
+                timeout=self._settings.readiness_timeout_s,
+            )
+        except grpc.RpcError as err:
+            logger.info("model readiness check failed: %s", _status_name(err))
+            return False
+        return response.ready
+
+
+def _status_name(err: grpc.RpcError) -> str:
+    """The status name of a failed call, for logs."""
+    return err.code().name if isinstance(err, grpc.aio.AioRpcError) else type(err).__name__

@@ -1,0 +1,47 @@
+"""FastAPI dependencies, as ``Annotated`` aliases so route signatures read as types."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.client import InferenceClient
+from gateway.context import elapsed_ms, request_id_of
+from gateway.settings import GatewaySettings
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    """The settings the app was created with."""
+    settings = request.app.state.settings
+    if not isinstance(settings, GatewaySettings):
+        raise RuntimeError("app.state.settings is not set; build the app with create_app()")
+    return settings
+
+
+def get_inference_client(request: Request) -> InferenceClient:
+    """The model client opened by the app's lifespan."""
+    client = getattr(request.app.state, "inference_client", None)
+    if not isinstance(client, InferenceClient):
+        raise RuntimeError("no inference client; is the app's lifespan running?")
+    return client
+
+
+def get_request_id(request: Request) -> str:
+    """This request's id (see :mod:`gateway.context`)."""
+    return request_id_of(request.scope)
+
+
+class Stopwatch:
+    """Reads the time elapsed since the request arrived."""
+
+    def __init__(self, request: Request) -> None:
+        self._scope = request.scope
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the request arrived."""
+        return elapsed_ms(self._scope)
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+InferenceClientDep = Annotated[InferenceClient, Depends(get_inference_client)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+StopwatchDep = Annotated[Stopwatch, Depends(Stopwatch)]

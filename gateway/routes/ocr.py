@@ -1,0 +1,78 @@
+"""``POST /gateway/ocr``: one uploaded image in, its text out, through one model call."""
+
+import logging
+import time
+from typing import Annotated, Final
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from gateway.deps import InferenceClientDep, RequestIdDep, SettingsDep, StopwatchDep
+from gateway.errors import EmptyFileError, PayloadTooLargeError, UnsupportedMediaTypeError
+from gateway.media import ACCEPTED_FORMATS, sniff_image_type
+from gateway.routes.errors import error_responses
+from gateway.schemas import OcrResponse, Timings
+
+logger = logging.getLogger(__name__)
+
+LANG_PATTERN: Final = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"
+
+router = APIRouter(tags=["ocr"])
+
+
+@router.post(
+    "/gateway/ocr",
+    summary="Recognise the text in an image",
+    responses=error_responses(413, 415, 422, 429, 500, 502, 503, 504),
+)
+async def recognise(
+    image_file: Annotated[
+        UploadFile, File(description=f"The image to read; one of {ACCEPTED_FORMATS}.")
+    ],
+    client: InferenceClientDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    stopwatch: StopwatchDep,
+    lang: Annotated[
+        str,
+        Form(
+            pattern=LANG_PATTERN,
+            max_length=64,
+            description="Tesseract language(s), e.g. `eng` or `eng+deu`.",
+        ),
+    ] = "eng",
+    psm: Annotated[
+        int | None,
+        Form(ge=0, le=13, description="Tesseract page segmentation mode; model default if unset."),
+    ] = None,
+) -> OcrResponse:
+    """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it."""
+    image = await image_file.read()
+    if not image:
+        raise EmptyFileError()
+    if len(image) > settings.max_upload_bytes:
+        raise PayloadTooLargeError(settings.max_upload_bytes)
+    media_type = sniff_image_type(image)
+    if media_type is None:
+        raise UnsupportedMediaTypeError(ACCEPTED_FORMATS)
+
+    model_started = time.perf_counter()
+    result = await client.infer(image, request_id=request_id, lang=lang, psm=psm)
+    model_ms = (time.perf_counter() - model_started) * 1000.0
+
+    logger.info(
+        "request %s: %s of %s bytes, %s words in %.1f ms (model)",
+        request_id,
+        media_type,
+        len(image),
+        len(result.words),
+        model_ms,
+    )
+    return OcrResponse(
+        text=result.text,
+        confidence=round(result.confidence, 2),
+        words=result.words,
+        model=result.model_name or settings.model_name,
+        model_version=result.model_version,
+        request_id=request_id,
+        timings=Timings(total_ms=round(stopwatch.elapsed_ms(), 3), model_ms=round(model_ms, 3)),
+    )

@@ -1,0 +1,67 @@
+"""Pydantic models of the gateway's HTTP API: OCR results, health answers and the error body."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Word(BaseModel):
+    """One recognised word and its box, in pixels of the uploaded image."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="ignore")
+
+    text: str = Field(description="The word as recognised.")
+    confidence: float = Field(description="Recognition confidence, 0-100.")
+    left: int = Field(description="X of the box's left edge.")
+    top: int = Field(description="Y of the box's top edge.")
+    width: int = Field(description="Box width.")
+    height: int = Field(description="Box height.")
+    block: int = Field(description="Index of the text block holding the word.")
+    line: int = Field(description="Index of the line within its block.")
+
+
+class Timings(BaseModel):
+    """Where the time of one request went."""
+
+    total_ms: float = Field(description="Time from request arrival to response, in ms.")
+    model_ms: float = Field(description="Time spent in the gRPC call(s) to the model, in ms.")
+
+
+class OcrResponse(BaseModel):
+    """The text recognised in one uploaded image."""
+
+    text: str = Field(description="The full recognised text, lines separated by newlines.")
+    confidence: float = Field(
+        description="Mean word confidence, 0-100; -1 or 0 when no word was found."
+    )
+    words: list[Word] = Field(description="Every recognised word with its box.")
+    model: str = Field(description="Name of the model that answered.")
+    model_version: str | None = Field(description="Version of the model, when it reports one.")
+    request_id: str = Field(description="The request id, also in the X-Request-ID header.")
+    timings: Timings
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in a form clients can branch on."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. `model_unavailable`.")
+    message: str = Field(description="Human-readable explanation.")
+    request_id: str = Field(description="The request id, also in the X-Request-ID header.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+class LiveStatus(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyStatus(BaseModel):
+    """Readiness answer."""
+
+    status: Literal["ready"] = "ready"

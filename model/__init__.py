@@ -1,0 +1,1 @@
+"""KServe model server that runs Tesseract OCR in-process (see `model.engine`)."""

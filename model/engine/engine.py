@@ -1,0 +1,46 @@
+"""The OCR engine: bytes and options in, text, confidence and words out, stage by stage.
+
+Synchronous and thread-safe (the backend keeps per-thread state); `pool.EnginePool` runs it off
+the event loop. Knows nothing of KServe, gRPC or HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import image as image_codec
+from .backends import Backend
+from .types import OcrOptions, OcrResult, StageTimings, mean_confidence
+
+
+class OcrEngine:
+    """Decode, prepare and recognise one image with a Tesseract backend."""
+
+    def __init__(self, backend: Backend, max_pixels: int) -> None:
+        self.backend = backend
+        self.max_pixels = max_pixels
+        self._languages = backend.languages()
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """Installed language codes."""
+        return self._languages
+
+    def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
+        """OCR one encoded image. Raises EngineInputError for anything the client must fix."""
+        options.validate(self._languages)
+        t0 = time.perf_counter()
+        decoded = image_codec.decode(data, self.max_pixels)
+        t1 = time.perf_counter()
+        prepared = image_codec.to_tesseract_mode(decoded)
+        t2 = time.perf_counter()
+        text, words = self.backend.recognize(prepared, options)
+        t3 = time.perf_counter()
+        return OcrResult(
+            text=text,
+            confidence=round(mean_confidence(words), 2),
+            words=words,
+            width=prepared.width,
+            height=prepared.height,
+            timings=StageTimings(decode_s=t1 - t0, preprocess_s=t2 - t1, recognize_s=t3 - t2),
+        )

@@ -1,0 +1,90 @@
+"""Decode uploaded bytes into a Pillow image Tesseract can read, without losing detail.
+
+The format is decided from the bytes (Pillow's sniffing restricted to an allowlist), never from a
+file name or a client's content type. Only the first frame of multi-frame files is used.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from .types import InvalidImageError
+
+#: Pillow format names the engine accepts.
+ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+#: Modes Tesseract takes as they are; everything else is converted to one of these.
+_NATIVE_MODES = frozenset({"1", "L", "RGB"})
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Return the first frame of `data`, loaded (pixels decoded), in its own mode.
+
+    Raises InvalidImageError for empty, unknown, corrupt or oversized images.
+    """
+    if not data:
+        raise InvalidImageError("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # A decompression-bomb warning is an error here: the pixel cap below is ours.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise InvalidImageError("the image has no pixels")
+            if width * height > max_pixels:
+                raise InvalidImageError(
+                    f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels"
+                )
+            image.seek(0)
+            image.load()
+    except InvalidImageError:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            "the file is not an image in a supported format (PNG, JPEG, TIFF, WebP, BMP, GIF)"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImageError("the image has too many pixels") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Pillow reports truncated or corrupt data with these; the detail is not for clients.
+        raise InvalidImageError(
+            f"the {image_format_name(data)} image is corrupt or truncated"
+        ) from exc
+    return image
+
+
+def to_tesseract_mode(image: Image.Image) -> Image.Image:
+    """Convert to a mode Tesseract reads, flattening transparency onto white as Leptonica does."""
+    if image.mode in _NATIVE_MODES:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+def image_format_name(data: bytes) -> str:
+    """A short human name of the container format from the magic bytes, for messages."""
+    signatures = (
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"\xff\xd8\xff", "JPEG"),
+        (b"II*\x00", "TIFF"),
+        (b"MM\x00*", "TIFF"),
+        (b"GIF87a", "GIF"),
+        (b"GIF89a", "GIF"),
+        (b"BM", "BMP"),
+    )
+    for magic, name in signatures:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return "uploaded"

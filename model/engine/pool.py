@@ -1,0 +1,74 @@
+"""Run the engine on a pool of worker threads so OCR never blocks the event loop.
+
+Tesseract releases the GIL while it recognises, so threads use every core; one thread per
+available CPU (cgroup quota and affinity aware) keeps each core busy without oversubscribing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .engine import OcrEngine
+from .types import OcrOptions, OcrResult
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: affinity, capped by a cgroup v2 or v1 CPU quota."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cgroup_quota(cgroup_root)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        if len(fields) == 2 and fields[0] != "max":
+            return int(fields[0]) / int(fields[1])
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class EnginePool:
+    """A fixed set of worker threads, each with its own warmed-up Tesseract state."""
+
+    def __init__(self, engine: OcrEngine, workers: int, warm_options: OcrOptions) -> None:
+        self.engine = engine
+        self.workers = workers
+        self._warm_options = warm_options
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-engine")
+
+    def warm(self, timeout_s: float = 120.0) -> None:
+        """Start every worker and load the default model in each (blocks until done)."""
+        # The barrier holds each task until all have started, so each lands on its own thread.
+        barrier = threading.Barrier(self.workers)
+
+        def warm_one() -> None:
+            barrier.wait(timeout_s)
+            self.engine.backend.warm(self._warm_options)
+
+        for future in [self._executor.submit(warm_one) for _ in range(self.workers)]:
+            future.result(timeout_s)
+
+    async def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
+        """OCR `data` on a worker thread and await the result."""
+        future = self._executor.submit(self.engine.recognize, data, options)
+        return await asyncio.wrap_future(future)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop accepting work; queued work still finishes. With `wait`, block until it has."""
+        self._executor.shutdown(wait=wait, cancel_futures=False)

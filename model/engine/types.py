@@ -1,0 +1,97 @@
+"""Domain types of the OCR engine: options in, result out, and the errors a caller can fix.
+
+Nothing here knows about KServe, gRPC or HTTP; the predictor maps these to protocol errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+#: Tesseract page-segmentation modes are 0..13 (see `tesseract --help-psm`).
+PSM_RANGE = range(14)
+#: Tesseract OCR engine modes are 0..3 (legacy, LSTM, both, default).
+OEM_RANGE = range(4)
+#: A language spec: installed model names joined by "+", e.g. "eng" or "eng+deu".
+_LANG_RE = re.compile(r"^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,7}$")
+
+
+class EngineInputError(ValueError):
+    """The request cannot be served as sent; the message is safe to show to the client."""
+
+
+class InvalidImageError(EngineInputError):
+    """The bytes are not a decodable image of a supported format."""
+
+
+class InvalidOptionError(EngineInputError):
+    """An OCR option (language, psm, oem) is malformed, out of range or not installed."""
+
+
+@dataclass(frozen=True, slots=True)
+class OcrOptions:
+    """How to recognise one image."""
+
+    lang: str = "eng"
+    psm: int = 3
+    oem: int = 3
+
+    def validate(self, installed: frozenset[str]) -> None:
+        """Raise InvalidOptionError unless every option is usable with `installed` languages."""
+        if not _LANG_RE.match(self.lang):
+            raise InvalidOptionError(
+                f"lang {self.lang!r} is malformed: use installed language codes joined by '+', "
+                "e.g. 'eng' or 'eng+deu'"
+            )
+        missing = [code for code in self.lang.split("+") if code not in installed]
+        if missing:
+            raise InvalidOptionError(
+                f"language {'+'.join(missing)!r} is not installed; installed: "
+                + ", ".join(sorted(installed - {"osd"}))
+            )
+        if self.psm not in PSM_RANGE:
+            raise InvalidOptionError(f"psm {self.psm} is out of range: use 0..13")
+        if self.oem not in OEM_RANGE:
+            raise InvalidOptionError(f"oem {self.oem} is out of range: use 0..3")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its confidence (0..100) and pixel bounding box."""
+
+    text: str
+    confidence: float
+    left: int
+    top: int
+    width: int
+    height: int
+    block: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Seconds spent in each engine stage for one image."""
+
+    decode_s: float = 0.0
+    preprocess_s: float = 0.0
+    recognize_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OcrResult:
+    """Text of one image, its mean word confidence (0..100, 0 when no words) and its words."""
+
+    text: str
+    confidence: float
+    words: tuple[Word, ...] = ()
+    width: int = 0
+    height: int = 0
+    timings: StageTimings = field(default_factory=StageTimings)
+
+
+def mean_confidence(words: tuple[Word, ...]) -> float:
+    """Mean word confidence; 0.0 when nothing was recognised."""
+    if not words:
+        return 0.0
+    return sum(w.confidence for w in words) / len(words)

@@ -1,0 +1,59 @@
+"""The KServe model: v2 request in, engine call off the event loop, v2 response out.
+
+The `kserve.Model` contract: `load()` sets `ready`; KServe then calls `predict()` for every
+inference over REST and gRPC. This class knows nothing of Tesseract internals: it hands bytes
+and options to the engine pool and maps the engine's input errors to `InvalidInput`
+(gRPC INVALID_ARGUMENT, HTTP 400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kserve
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from . import codec
+from .engine import EngineInputError, EnginePool, OcrOptions
+
+
+class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type information
+    """Tesseract OCR served as a KServe v2 model."""
+
+    def __init__(self, name: str, pool: EnginePool, defaults: OcrOptions) -> None:
+        super().__init__(name)
+        self._pool = pool
+        self._defaults = defaults
+
+    def load(self) -> bool:
+        """Start the engine workers and load the default language in each."""
+        self._pool.warm()
+        self.ready = True
+        return True
+
+    def stop(self) -> None:
+        """Finish in-flight OCR and stop the workers (KServe calls this on shutdown)."""
+        self.ready = False
+        self._pool.close(wait=False)
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return codec.INPUT_TYPES
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return codec.OUTPUT_TYPES
+
+    async def predict(
+        self,
+        payload: InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> InferResponse:
+        if not isinstance(payload, InferRequest):
+            raise InvalidInput("this model speaks the v2 inference protocol only")
+        image, options = codec.parse_request(payload, self._defaults)
+        try:
+            result = await self._pool.recognize(image, options)
+        except EngineInputError as exc:
+            raise InvalidInput(str(exc)) from None
+        return codec.build_response(payload, result, self.name)

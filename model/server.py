@@ -1,0 +1,133 @@
+"""The KServe model server, with gRPC server reflection and grpc.health.v1 on the gRPC port.
+
+KServe's own gRPC server registers only the v2 inference service; `ObservableGRPCServer` builds
+the same server and adds reflection (so `grpcurl -plaintext host:8081 list` works without a
+proto file) and the standard health service, which reports SERVING while the model is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from kserve import ModelServer
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
+
+from .engine import (
+    EnginePool,
+    OcrEngine,
+    OcrOptions,
+    PytesseractBackend,
+    TesserocrBackend,
+    available_cpus,
+)
+from .engine.backends import Backend
+from .predictor import OcrModel
+from .settings import ModelSettings
+
+logger = logging.getLogger(__name__)
+
+INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+
+
+class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no type information
+    """KServe's v2 gRPC server plus server reflection and grpc.health.v1."""
+
+    def __init__(self, model_server: ModelServer, settings: ModelSettings) -> None:
+        super().__init__(
+            settings.grpc_port,
+            model_server.dataplane,
+            model_server.model_repository_extension,
+            kwargs={},
+            grace_period=settings.grace_period_s,
+        )
+        self._settings = settings
+        # grpc-stubs does not describe the asyncio servicer, which grpcio-health-checking ships.
+        self.health: Any = health.aio.HealthServicer()  # type: ignore[attr-defined]
+
+    async def start(self, max_workers: int) -> None:
+        """Serve until stopped (KServe awaits this coroutine beside the REST server)."""
+        limit = self._settings.max_message_bytes
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(ExceptionToStatusInterceptor(),),
+            options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+            ],
+        )
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (
+                INFERENCE_SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._server,
+        )
+        self._server.add_insecure_port(f"[::]:{self._port}")
+        await self._server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for service in ("", INFERENCE_SERVICE):
+            await self.health.set(service, serving)
+        logger.info("gRPC v2 server listening on port %s", self._port)
+        await self._server.wait_for_termination()
+
+    async def stop(self, sig: int | None = None) -> None:
+        """Report NOT_SERVING at once, then let in-flight calls finish within the grace period."""
+        await self.health.enter_graceful_shutdown()
+        await super().stop(sig)
+
+
+class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type information
+    """KServe's ModelServer whose gRPC side is a `ReflectiveGRPCServer`."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        super().__init__(
+            http_port=settings.http_port,
+            grpc_port=settings.grpc_port,
+            workers=1,
+            enable_grpc=False,  # started below, with reflection and health
+            enable_docs_url=False,
+            enable_latency_logging=False,
+            grace_period=settings.grace_period_s,
+        )
+        self._settings = settings
+
+    def start(self, models: list[Any]) -> None:
+        """Serve REST and gRPC until a signal stops the server."""
+        # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
+        self._grpc_server = ReflectiveGRPCServer(self, self._settings)
+        self.servers.append(self._grpc_server.start(self.max_threads))
+        super().start(models)
+
+
+def create_backend(settings: ModelSettings) -> Backend:
+    """The Tesseract binding named by `settings.engine`."""
+    if settings.engine == "pytesseract":
+        return PytesseractBackend(settings.tessdata_dir)
+    return TesserocrBackend(settings.tessdata_dir)
+
+
+def create_model(settings: ModelSettings) -> OcrModel:
+    """The OCR model with its engine pool (not yet loaded)."""
+    engine = OcrEngine(create_backend(settings), max_pixels=settings.max_image_pixels)
+    workers = settings.workers or available_cpus()
+    defaults = OcrOptions(
+        lang=settings.default_lang, psm=settings.default_psm, oem=settings.default_oem
+    )
+    defaults.validate(engine.languages)
+    pool = EnginePool(engine, workers=workers, warm_options=defaults)
+    logger.info("OCR engine %s with %d worker threads", settings.engine, workers)
+    return OcrModel(settings.model_name, pool, defaults)

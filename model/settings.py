@@ -1,0 +1,60 @@
+"""Model server settings, read once from `OCR_MODEL_*` environment variables in `main()`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEBIAN_TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
+
+
+class ModelSettings(BaseSettings):
+    """Settings of the KServe OCR model server."""
+
+    model_config = SettingsConfigDict(env_prefix="OCR_MODEL_", extra="ignore")
+
+    model_name: str = Field(default="ocr-model", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Name clients use in the v2 protocol (`/v2/models/<name>`, `ModelInferRequest.model_name`)."""
+
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    """REST v2 port; also serves `/metrics`."""
+
+    grpc_port: int = Field(default=8081, ge=1, le=65535)
+    """gRPC v2 port, with server reflection and grpc.health.v1."""
+
+    engine: Literal["tesserocr", "pytesseract"] = "tesserocr"
+    """OCR backend: tesserocr (in-process, default) or pytesseract (Tesseract CLI per image)."""
+
+    workers: int = Field(default=0, ge=0, le=256)
+    """Engine worker threads; 0 means one per CPU available to the process (cgroup aware)."""
+
+    tessdata_dir: Path = _DEBIAN_TESSDATA
+    """Directory of `<lang>.traineddata` files (Debian: /usr/share/tesseract-ocr/5/tessdata)."""
+
+    default_lang: str = "eng"
+    """Language used when a request names none; loaded in every worker at start-up."""
+
+    default_psm: int = Field(default=3, ge=0, le=13)
+    """Page-segmentation mode used when a request names none (3: fully automatic)."""
+
+    default_oem: int = Field(default=3, ge=0, le=3)
+    """OCR engine mode used when a request names none (3: default, LSTM when available)."""
+
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    """Largest decoded image (width x height) accepted; larger ones are refused as invalid."""
+
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest gRPC message sent or received."""
+
+    grace_period_s: int = Field(default=30, ge=0)
+    """Seconds in-flight requests get to finish on shutdown."""
+
+    @field_validator("tessdata_dir")
+    @classmethod
+    def _tessdata_exists(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"tessdata directory {value} is missing; install tesseract-ocr-eng")
+        return value

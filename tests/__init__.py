@@ -1,0 +1,1 @@
+"""Tests of the OCR platform: ``unit/``, ``integration/`` and ``e2e/``."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: image rendering, text metrics and process management."""

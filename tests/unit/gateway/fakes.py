@@ -1,0 +1,179 @@
+"""Test doubles for the gateway: a scriptable in-process KServe v2 gRPC server and sample data."""
+
+import asyncio
+import io
+import struct
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+import orjson
+from PIL import Image, ImageDraw
+
+from gateway.codec import encode_bytes_element
+from gateway.protocol import pb, pb_grpc
+
+MODEL_NAME = "ocr-model"
+MODEL_VERSION = "7"
+SAMPLE_TEXT = "Hello world"
+SAMPLE_CONFIDENCE = 91.25  # exact in FP32
+SAMPLE_WORDS: list[dict[str, Any]] = [
+    {"text": "Hello", "confidence": 95.5, "left": 4, "top": 5, "width": 40, "height": 12,
+     "block": 1, "line": 1},
+    {"text": "world", "confidence": 87.0, "left": 50, "top": 5, "width": 42, "height": 12,
+     "block": 1, "line": 1},
+]  # fmt: skip
+
+
+def png_bytes(size: tuple[int, int] = (64, 24)) -> bytes:
+    """A small real PNG with some dark pixels on it."""
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).rectangle((2, 2, size[0] // 2, size[1] // 2), fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def ok_response(
+    *,
+    raw: bool = True,
+    text: str = SAMPLE_TEXT,
+    confidence: float = SAMPLE_CONFIDENCE,
+    words: Sequence[dict[str, Any]] = tuple(SAMPLE_WORDS),
+    model_name: str = MODEL_NAME,
+    model_version: str = MODEL_VERSION,
+    request_id: str = "",
+) -> pb.ModelInferResponse:
+    """A contract-abiding response, in ``raw_output_contents`` or in typed ``contents``."""
+    text_bytes = text.encode()
+    words_bytes = orjson.dumps(list(words))
+    tensor = pb.ModelInferResponse.InferOutputTensor
+    response = pb.ModelInferResponse(
+        model_name=model_name, model_version=model_version, id=request_id
+    )
+    if raw:
+        response.outputs.extend(
+            [
+                tensor(name="text", datatype="BYTES", shape=[1]),
+                tensor(name="confidence", datatype="FP32", shape=[1]),
+                tensor(name="words", datatype="BYTES", shape=[1]),
+            ]
+        )
+        response.raw_output_contents.extend(
+            [
+                encode_bytes_element(text_bytes),
+                struct.pack("<f", confidence),
+                encode_bytes_element(words_bytes),
+            ]
+        )
+    else:
+        contents = pb.InferTensorContents
+        response.outputs.extend(
+            [
+                tensor(
+                    name="text",
+                    datatype="BYTES",
+                    shape=[1],
+                    contents=contents(bytes_contents=[text_bytes]),
+                ),
+                tensor(
+                    name="confidence",
+                    datatype="FP32",
+                    shape=[1],
+                    contents=contents(fp32_contents=[confidence]),
+                ),
+                tensor(
+                    name="words",
+                    datatype="BYTES",
+                    shape=[1],
+                    contents=contents(bytes_contents=[words_bytes]),
+                ),
+            ]
+        )
+    return response
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One scripted failed answer of the fake model."""
+
+    code: grpc.StatusCode
+    details: str = ""
+
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """Answers ModelInfer from a script: first the ``failures`` in order, then ``response``.
+
+    With ``hang=True`` a call that gets past the failures never answers, so the caller's
+    deadline has to end it.
+    """
+
+    def __init__(
+        self,
+        *,
+        failures: Sequence[Failure] = (),
+        response: pb.ModelInferResponse | None = None,
+        hang: bool = False,
+        ready: bool = True,
+    ) -> None:
+        self.requests: list[pb.ModelInferRequest] = []
+        self._failures = list(failures)
+        self._response = response
+        self._hang = hang
+        self._ready = ready
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: _Context) -> Any:
+        self.requests.append(request)
+        if self._failures:
+            failure = self._failures.pop(0)
+            await context.abort(failure.code, failure.details)
+        if self._hang:
+            await asyncio.Event().wait()  # never set: ends when the deadline cancels the call
+        if self._response is not None:
+            return self._response
+        return ok_response(request_id=request.id)
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: _Context) -> Any:
+        return pb.ServerReadyResponse(ready=self._ready)
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: _Context) -> Any:
+        return pb.ModelReadyResponse(ready=self._ready and request.name == MODEL_NAME)
+
+    # The gateway never calls these; they answer UNIMPLEMENTED like an absent RPC would.
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: _Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
+
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: _Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
+
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: _Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: _Context
+    ) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: _Context
+    ) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
+
+
+@asynccontextmanager
+async def serve_fake_model(servicer: FakeModelServicer) -> AsyncIterator[str]:
+    """Serve ``servicer`` on a free loopback port; yield its ``host:port``."""
+    server = grpc.aio.server()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(grace=None)

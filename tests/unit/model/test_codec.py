@@ -1,0 +1,151 @@
+"""Model-side codec: v2 tensors (gRPC raw, gRPC contents, REST base64) to bytes and options."""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import orjson
+import pytest
+from kserve.errors import InvalidInput
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from model.codec import build_response, parse_request
+from model.engine import OcrOptions, OcrResult, Word
+
+pytestmark = pytest.mark.unit
+
+DEFAULTS = OcrOptions(lang="eng", psm=3, oem=3)
+IMAGE = b"\x89PNG\r\n\x1a\n fake but opaque bytes \x00\xff"
+
+
+def prefixed(*elements: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+
+def grpc_raw(raw: bytes, **params: pb.InferParameter) -> InferRequest:
+    request = pb.ModelInferRequest(
+        model_name="ocr-model",
+        id="r1",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
+        raw_input_contents=[raw],
+        parameters=params,
+    )
+    return InferRequest.from_grpc(request)
+
+
+def rest(
+    data: list[object],
+    name: str = "image",
+    datatype: str = "BYTES",
+    shape: list[int] | None = None,
+    parameters: dict[str, object] | None = None,
+) -> InferRequest:
+    return InferRequest(
+        model_name="ocr-model",
+        request_id=None,
+        infer_inputs=[InferInput(name=name, shape=shape or [1], datatype=datatype, data=data)],
+        parameters=parameters,
+    )
+
+
+def test_grpc_raw_input_contents_with_parameters() -> None:
+    request = grpc_raw(
+        prefixed(IMAGE),
+        lang=pb.InferParameter(string_param="eng+deu"),
+        psm=pb.InferParameter(int64_param=7),
+    )
+    image, options = parse_request(request, DEFAULTS)
+    assert image == IMAGE
+    assert options == OcrOptions(lang="eng+deu", psm=7, oem=3)
+
+
+def test_grpc_bytes_contents() -> None:
+    request = InferRequest.from_grpc(
+        pb.ModelInferRequest(
+            model_name="ocr-model",
+            inputs=[
+                pb.ModelInferRequest.InferInputTensor(
+                    name="image",
+                    datatype="BYTES",
+                    shape=[1],
+                    contents=pb.InferTensorContents(bytes_contents=[IMAGE]),
+                )
+            ],
+        )
+    )
+    assert parse_request(request, DEFAULTS) == (IMAGE, DEFAULTS)
+
+
+def test_rest_base64_element_and_json_parameters() -> None:
+    request = rest([base64.b64encode(IMAGE).decode()], parameters={"psm": 6, "oem": "1"})
+    assert parse_request(request, DEFAULTS) == (IMAGE, OcrOptions(psm=6, oem=1))
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (rest(["aGk="], name="img"), "must be named 'image'"),
+        (rest(["aGk="], datatype="FP32"), "datatype BYTES"),
+        (rest(["aGk=", "aGk="], shape=[2]), r"shape \[1\]"),
+        (rest(["aGk="], shape=[-5]), r"shape \[1\]"),
+        (rest(["not base64!!"]), "base64"),
+        (rest(["aGk="], parameters={"psm": "six"}), "'psm' must be an integer"),
+        (rest(["aGk="], parameters={"psm": True}), "'psm' must be an integer"),
+        (rest(["aGk="], parameters={"lang": 5}), "'lang' must be a string"),
+        (grpc_raw(struct.pack("<I", 1000) + b"short"), "malformed BYTES"),
+        (grpc_raw(b"\x01\x00"), "malformed BYTES"),
+        (grpc_raw(prefixed(IMAGE, IMAGE)), "expected exactly one element"),
+    ],
+)
+def test_malformed_requests_are_invalid_input(request_: InferRequest, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_request(request_, DEFAULTS)
+
+
+def test_no_inputs_and_two_inputs() -> None:
+    empty = InferRequest(model_name="m", request_id="1", infer_inputs=[])
+    with pytest.raises(InvalidInput, match="exactly one input"):
+        parse_request(empty, DEFAULTS)
+    two = rest(["aGk="])
+    two.inputs.append(InferInput(name="image", shape=[1], datatype="BYTES", data=["aGk="]))
+    with pytest.raises(InvalidInput, match="got 2"):
+        parse_request(two, DEFAULTS)
+
+
+RESULT = OcrResult(
+    text="Grüße 42\n",
+    confidence=91.5,
+    words=(Word("Grüße", 90.0, 1, 2, 30, 10, 1, 1), Word("42", 93.0, 40, 2, 12, 10, 1, 1)),
+)
+
+
+def test_grpc_raw_request_gets_raw_outputs() -> None:
+    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model").to_grpc()
+    assert response.id == "r1"
+    assert [o.name for o in response.outputs] == ["text", "confidence", "words"]
+    text_raw, conf_raw, words_raw = response.raw_output_contents
+    assert text_raw == prefixed("Grüße 42\n".encode())
+    assert struct.unpack("<f", conf_raw) == (91.5,)
+    words = orjson.loads(words_raw[4:])
+    assert words[0] == {
+        "text": "Grüße",
+        "confidence": 90.0,
+        "left": 1,
+        "top": 2,
+        "width": 30,
+        "height": 10,
+        "block": 1,
+        "line": 1,
+    }
+
+
+def test_rest_request_gets_json_outputs_and_an_id() -> None:
+    body, _ = build_response(rest(["aGk="]), RESULT, "ocr-model").to_rest()
+    assert isinstance(body, dict)
+    assert body["id"]
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    assert outputs["text"] == ["Grüße 42\n"]
+    assert outputs["confidence"] == [91.5]
+    assert orjson.loads(outputs["words"][0])[1]["text"] == "42"
