@@ -38,5 +38,5 @@ echo "Ctrl-C stops both."
 set +e
 wait -n "${pids[@]}"
 status=$?
-echo "a service exited (status ${status}); stopping the other" >&2
+echo "a service stopped (exit status ${status}); stopping the other" >&2
 exit "${status}"
