@@ -63,6 +63,10 @@ test: system-deps $(STAMP) lint ## Run every check and every test (unit, integra
 run: system-deps $(STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gateway (:8001); Ctrl-C stops both
 	bash scripts/run-local.sh $(PY)
 
+.PHONY: run-observed
+run-observed: system-deps $(STAMP) ## make run plus a local Prometheus on :9090 scraping both services
+	bash scripts/run-observed.sh $(PY)
+
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from telemetry import configure_logging, configure_tracing
 
 logger = logging.getLogger("gateway")
 
@@ -21,10 +22,8 @@ def main() -> None:
         print(f"invalid gateway settings (OCR_GATEWAY_*):\n{err}", file=sys.stderr)
         raise SystemExit(2) from None
     # uvicorn's "trace" is below DEBUG; the stdlib logging of our modules stops at DEBUG.
-    level = "DEBUG" if settings.log_level == "trace" else settings.log_level.upper()
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging("DEBUG" if settings.log_level == "trace" else settings.log_level, "gateway")
+    tracer_provider = configure_tracing("ocr-gateway")
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
     logger.info(
         "gateway on %s:%s -> model %r at %s",
@@ -34,10 +33,11 @@ def main() -> None:
         settings.model_address,
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, tracer_provider),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep the JSON logging configured above
         loop=loop,
     )
 

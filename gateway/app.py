@@ -3,14 +3,22 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Final
+from typing import Any, Final
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
 from gateway.client import InferenceClient
 from gateway.handlers import install_exception_handlers
+from gateway.metrics import (
+    UNMEASURED_PATHS,
+    GatewayMetrics,
+    MetricsMiddleware,
+    UpstreamMetricsInterceptor,
+)
 from gateway.middleware import RequestContextMiddleware, UploadLimitMiddleware
-from gateway.routes import health_router, ocr_router
+from gateway.routes import health_router, metrics_router, ocr_router
 from gateway.settings import GatewaySettings
 
 DESCRIPTION: Final = """\
@@ -29,12 +37,31 @@ def _package_version() -> str:
         return "0.0.0+unknown"
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
-    """The gateway app; its lifespan opens (and closes) the one channel to the model server."""
+def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The gateway app; its lifespan opens (and closes) the one channel to the model server.
+
+    With a `tracer_provider` (tracing configured from OTEL_* variables) the HTTP server and the
+    gRPC client are instrumented, so the W3C trace context crosses to the model server; without
+    one nothing is instrumented and tracing costs nothing.
+    """
+    metrics = GatewayMetrics(CollectorRegistry())
+    # grpc-stubs cannot express a mixed list of client interceptors.
+    interceptors: list[Any] = []
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+
+        # Only inference calls: readiness probes' ServerReady/ModelReady would be noise.
+        interceptors.extend(
+            aio_client_interceptors(  # type: ignore[no-untyped-call]  # untyped library
+                tracer_provider=tracer_provider, filter_=filters.method_name("ModelInfer")
+            )
+        )
+    # After the tracing interceptor, so upstream latency exemplars carry the call's trace id.
+    interceptors.append(UpstreamMetricsInterceptor(metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with InferenceClient(settings) as client:
+        async with InferenceClient(settings, interceptors) as client:
             app.state.inference_client = client
             try:
                 yield
@@ -48,11 +75,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     install_exception_handlers(app)
     # Starlette runs the middleware added last first: the request context wraps the limit, so
     # even a 413 carries the request id.
     app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(ocr_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            excluded_urls=",".join(sorted(UNMEASURED_PATHS)),
+        )
     return app

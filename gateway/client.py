@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -61,8 +62,13 @@ class InferenceClient:
     the event loop that makes the calls (a ``grpc.aio`` channel belongs to one loop).
     """
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self._settings = settings
+        self._interceptors = list(interceptors)
         self._channel: grpc.aio.Channel | None = None
         self._model_infer: (
             grpc.aio.UnaryUnaryMultiCallable[pb.ModelInferRequest, pb.ModelInferResponse] | None
@@ -79,7 +85,9 @@ class InferenceClient:
         if self._channel is not None:
             raise RuntimeError("InferenceClient already started")
         self._channel = grpc.aio.insecure_channel(
-            self._settings.model_address, options=channel_options(self._settings)
+            self._settings.model_address,
+            options=channel_options(self._settings),
+            interceptors=self._interceptors or None,
         )
         stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         self._model_infer = stub.ModelInfer

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from gateway.client import InferenceClient
 from gateway.context import elapsed_ms, request_id_of
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
 
@@ -23,6 +24,14 @@ def get_inference_client(request: Request) -> InferenceClient:
     if not isinstance(client, InferenceClient):
         raise RuntimeError("no inference client; is the app's lifespan running?")
     return client
+
+
+def get_metrics(request: Request) -> GatewayMetrics:
+    """The app's Prometheus metrics."""
+    metrics = request.app.state.metrics
+    if not isinstance(metrics, GatewayMetrics):
+        raise RuntimeError("app.state.metrics is not set; build the app with create_app()")
+    return metrics
 
 
 def get_request_id(request: Request) -> str:
@@ -44,4 +53,5 @@ class Stopwatch:
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 InferenceClientDep = Annotated[InferenceClient, Depends(get_inference_client)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 StopwatchDep = Annotated[Stopwatch, Depends(Stopwatch)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 
@@ -10,14 +9,18 @@ def main() -> None:
     """Read settings once, build the model, load it and serve until SIGINT/SIGTERM."""
     # Tesseract's OpenMP threads would fight the worker pool for cores: one thread per image.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    from telemetry import configure_logging, configure_tracing
+
     from .server import OcrModelServer, create_model
     from .settings import ModelSettings
 
     settings = ModelSettings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Before KServe is built: it then keeps this configuration instead of installing its own.
+    configure_logging(settings.log_level, "model")
+    tracer_provider = configure_tracing("ocr-model")
     model = create_model(settings)
     model.load()
-    OcrModelServer(settings).start([model])
+    OcrModelServer(settings, model.metrics, tracer_provider).start([model])
 
 
 if __name__ == "__main__":

@@ -13,22 +13,28 @@ from typing import Any
 import kserve
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from opentelemetry import trace
 
 from . import codec
 from .engine import EngineInputError, EnginePool, OcrOptions
+from .metrics import ModelMetrics
 
 
 class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type information
     """Tesseract OCR served as a KServe v2 model."""
 
-    def __init__(self, name: str, pool: EnginePool, defaults: OcrOptions) -> None:
+    def __init__(
+        self, name: str, pool: EnginePool, defaults: OcrOptions, metrics: ModelMetrics
+    ) -> None:
         super().__init__(name)
         self._pool = pool
         self._defaults = defaults
+        self.metrics = metrics
 
     def load(self) -> bool:
         """Start the engine workers and load the default language in each."""
         self._pool.warm()
+        self.metrics.workers.set(self._pool.workers)
         self.ready = True
         return True
 
@@ -51,9 +57,32 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
     ) -> InferResponse:
         if not isinstance(payload, InferRequest):
             raise InvalidInput("this model speaks the v2 inference protocol only")
-        image, options = codec.parse_request(payload, self._defaults)
+        try:
+            image, options = codec.parse_request(payload, self._defaults)
+        except InvalidInput:
+            self.metrics.record_error("invalid")
+            raise
+        # Installed languages only, so the label's values stay few; the rest count as "invalid".
+        lang = options.lang if options.lang in self._pool.engine.languages else "invalid"
+        span = trace.get_current_span()
+        span.set_attributes({"ocr.lang": options.lang, "ocr.psm": options.psm})
+        self.metrics.in_flight.inc()
         try:
             result = await self._pool.recognize(image, options)
         except EngineInputError as exc:
+            self.metrics.record_error(lang)
             raise InvalidInput(str(exc)) from None
+        except Exception:
+            self.metrics.record_error(lang)  # an engine failure, not the client's fault
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+        self.metrics.record_success(lang, result)
+        span.set_attributes(
+            {
+                "ocr.pixels": result.width * result.height,
+                "ocr.words": len(result.words),
+                "ocr.confidence": result.confidence,
+            }
+        )
         return codec.build_response(payload, result, self.name)

@@ -20,6 +20,8 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from .engine import (
     EnginePool,
@@ -30,6 +32,7 @@ from .engine import (
     available_cpus,
 )
 from .engine.backends import Backend
+from .metrics import ModelMetrics
 from .predictor import OcrModel
 from .settings import ModelSettings
 
@@ -41,7 +44,12 @@ INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_
 class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no type information
     """KServe's v2 gRPC server plus server reflection and grpc.health.v1."""
 
-    def __init__(self, model_server: ModelServer, settings: ModelSettings) -> None:
+    def __init__(
+        self,
+        model_server: ModelServer,
+        settings: ModelSettings,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         super().__init__(
             settings.grpc_port,
             model_server.dataplane,
@@ -50,15 +58,29 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
             grace_period=settings.grace_period_s,
         )
         self._settings = settings
+        self._tracer_provider = tracer_provider
         # grpc-stubs does not describe the asyncio servicer, which grpcio-health-checking ships.
         self.health: Any = health.aio.HealthServicer()  # type: ignore[attr-defined]
 
     async def start(self, max_workers: int) -> None:
         """Serve until stopped (KServe awaits this coroutine beside the REST server)."""
         limit = self._settings.max_message_bytes
+        interceptors: list[Any] = []
+        if self._tracer_provider is not None:
+            from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
+            # A server span per inference, child of the gateway's client span (W3C traceparent
+            # in the call metadata); health checks and reflection stay untraced.
+            interceptors.append(
+                aio_server_interceptor(  # type: ignore[no-untyped-call]  # untyped library
+                    tracer_provider=self._tracer_provider,
+                    filter_=filters.method_name("ModelInfer"),
+                )
+            )
+        interceptors.append(ExceptionToStatusInterceptor())
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
-            interceptors=(ExceptionToStatusInterceptor(),),
+            interceptors=interceptors,
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -93,7 +115,12 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
 class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type information
     """KServe's ModelServer whose gRPC side is a `ReflectiveGRPCServer`."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(
+        self,
+        settings: ModelSettings,
+        metrics: ModelMetrics,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         super().__init__(
             http_port=settings.http_port,
             grpc_port=settings.grpc_port,
@@ -104,13 +131,20 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
             grace_period=settings.grace_period_s,
         )
         self._settings = settings
+        self._metrics = metrics
+        self._tracer_provider = tracer_provider
 
     def start(self, models: list[Any]) -> None:
         """Serve REST and gRPC until a signal stops the server."""
-        # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
-        self._grpc_server = ReflectiveGRPCServer(self, self._settings)
-        self.servers.append(self._grpc_server.start(self.max_threads))
-        super().start(models)
+        # KServe's /metrics serves the default registry: ours joins it while this server runs.
+        REGISTRY.register(self._metrics.registry)
+        try:
+            # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
+            self._grpc_server = ReflectiveGRPCServer(self, self._settings, self._tracer_provider)
+            self.servers.append(self._grpc_server.start(self.max_threads))
+            super().start(models)
+        finally:
+            REGISTRY.unregister(self._metrics.registry)
 
 
 def create_backend(settings: ModelSettings) -> Backend:
@@ -120,8 +154,8 @@ def create_backend(settings: ModelSettings) -> Backend:
     return TesserocrBackend(settings.tessdata_dir)
 
 
-def create_model(settings: ModelSettings) -> OcrModel:
-    """The OCR model with its engine pool (not yet loaded)."""
+def create_model(settings: ModelSettings, metrics: ModelMetrics | None = None) -> OcrModel:
+    """The OCR model with its engine pool (not yet loaded) and its metrics."""
     engine = OcrEngine(create_backend(settings), max_pixels=settings.max_image_pixels)
     workers = settings.workers or available_cpus()
     defaults = OcrOptions(
@@ -130,4 +164,5 @@ def create_model(settings: ModelSettings) -> OcrModel:
     defaults.validate(engine.languages)
     pool = EnginePool(engine, workers=workers, warm_options=defaults)
     logger.info("OCR engine %s with %d worker threads", settings.engine, workers)
-    return OcrModel(settings.model_name, pool, defaults)
+    metrics = metrics or ModelMetrics(CollectorRegistry())
+    return OcrModel(settings.model_name, pool, defaults, metrics)

@@ -52,6 +52,9 @@ class ModelSettings(BaseSettings):
     grace_period_s: int = Field(default=30, ge=0)
     """Seconds in-flight requests get to finish on shutdown."""
 
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Level of the JSON log lines on stderr."""
+
     @field_validator("tessdata_dir")
     @classmethod
     def _tessdata_exists(cls, value: Path) -> Path:

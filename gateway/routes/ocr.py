@@ -6,7 +6,13 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from gateway.deps import InferenceClientDep, RequestIdDep, SettingsDep, StopwatchDep
+from gateway.deps import (
+    InferenceClientDep,
+    MetricsDep,
+    RequestIdDep,
+    SettingsDep,
+    StopwatchDep,
+)
 from gateway.errors import EmptyFileError, PayloadTooLargeError, UnsupportedMediaTypeError
 from gateway.media import ACCEPTED_FORMATS, sniff_image_type
 from gateway.routes.errors import error_responses
@@ -32,6 +38,7 @@ async def recognise(
     settings: SettingsDep,
     request_id: RequestIdDep,
     stopwatch: StopwatchDep,
+    metrics: MetricsDep,
     lang: Annotated[
         str,
         Form(
@@ -47,6 +54,7 @@ async def recognise(
 ) -> OcrResponse:
     """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it."""
     image = await image_file.read()
+    metrics.upload_bytes.observe(len(image))
     if not image:
         raise EmptyFileError()
     if len(image) > settings.max_upload_bytes:

@@ -114,7 +114,11 @@ class TesserocrBackend:
                 line = 0
             if item.IsAtBeginningOf(ril.TEXTLINE):
                 line += 1
-            text = item.GetUTF8Text(ril.WORD)
+            try:
+                text = item.GetUTF8Text(ril.WORD)
+            except RuntimeError:
+                # tesserocr raises for a layout element that holds no text (e.g. a blank page).
+                continue
             box = item.BoundingBox(ril.WORD)
             if not text or box is None:
                 continue

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import time
 
+from opentelemetry import trace
+
 from . import image as image_codec
 from .backends import Backend
 from .types import OcrOptions, OcrResult, StageTimings, mean_confidence
+
+_tracer = trace.get_tracer(__name__)
 
 
 class OcrEngine:
@@ -29,16 +33,31 @@ class OcrEngine:
     def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
         """OCR one encoded image. Raises EngineInputError for anything the client must fix."""
         options.validate(self._languages)
+        # One span per real stage (a no-op unless tracing is configured).
         t0 = time.perf_counter()
-        decoded = image_codec.decode(data, self.max_pixels)
+        with _tracer.start_as_current_span("ocr.decode") as span:
+            span.set_attribute("ocr.input_bytes", len(data))
+            decoded = image_codec.decode(data, self.max_pixels)
+            span.set_attribute("ocr.format", decoded.format or "unknown")
+            span.set_attribute("ocr.pixels", decoded.width * decoded.height)
         t1 = time.perf_counter()
-        prepared = image_codec.to_tesseract_mode(decoded)
+        with _tracer.start_as_current_span("ocr.preprocess") as span:
+            span.set_attribute("ocr.mode", decoded.mode)
+            prepared = image_codec.to_tesseract_mode(decoded)
         t2 = time.perf_counter()
-        text, words = self.backend.recognize(prepared, options)
+        with _tracer.start_as_current_span("ocr.recognize") as span:
+            span.set_attribute("ocr.engine", self.backend.name)
+            span.set_attribute("ocr.lang", options.lang)
+            span.set_attribute("ocr.psm", options.psm)
+            span.set_attribute("ocr.oem", options.oem)
+            text, words = self.backend.recognize(prepared, options)
+            confidence = round(mean_confidence(words), 2)
+            span.set_attribute("ocr.words", len(words))
+            span.set_attribute("ocr.confidence", confidence)
         t3 = time.perf_counter()
         return OcrResult(
             text=text,
-            confidence=round(mean_confidence(words), 2),
+            confidence=confidence,
             words=words,
             width=prepared.width,
             height=prepared.height,

@@ -7,10 +7,13 @@ available CPU (cgroup quota and affinity aware) keeps each core busy without ove
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from .engine import OcrEngine
@@ -65,9 +68,19 @@ class EnginePool:
             future.result(timeout_s)
 
     async def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
-        """OCR `data` on a worker thread and await the result."""
-        future = self._executor.submit(self.engine.recognize, data, options)
-        return await asyncio.wrap_future(future)
+        """OCR `data` on a worker thread and await the result (timings include the queue wait).
+
+        The caller's context (its trace span) goes with the work, so stage spans nest under it.
+        """
+        submitted = time.perf_counter()
+        context = contextvars.copy_context()
+
+        def work() -> OcrResult:
+            queued = time.perf_counter() - submitted
+            result = context.run(self.engine.recognize, data, options)
+            return replace(result, timings=replace(result.timings, queue_s=queued))
+
+        return await asyncio.wrap_future(self._executor.submit(work))
 
     def close(self, wait: bool = True) -> None:
         """Stop accepting work; queued work still finishes. With `wait`, block until it has."""

@@ -71,8 +71,9 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class StageTimings:
-    """Seconds spent in each engine stage for one image."""
+    """Seconds spent waiting for a worker and in each engine stage, for one image."""
 
+    queue_s: float = 0.0
     decode_s: float = 0.0
     preprocess_s: float = 0.0
     recognize_s: float = 0.0

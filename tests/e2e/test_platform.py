@@ -8,15 +8,15 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.conftest import Platform, start_platform
 from tests.support.images import TESTDATA, encode, line_png, render_line
-from tests.support.processes import ROOT, Service, free_port, http_ok, start, wait_until
+from tests.support.processes import ROOT, free_port, http_ok, start, wait_until
 from tests.support.text import cer
 
 pytestmark = pytest.mark.e2e
@@ -25,43 +25,12 @@ TESSDATA = "/usr/share/tesseract-ocr/5/tessdata/"
 GOOD_TEXT = "Gateway end to end 31"
 
 
-@dataclass(frozen=True)
-class Platform:
-    service: Service
-    gateway_port: int
-    model_http_port: int
-    model_grpc_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
-
-    def ocr(self, files: Any = None, data: Any = None, **kwargs: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}/gateway/ocr", files=files, data=data, timeout=60, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """scripts/run-local.sh, exactly what `make run` runs, on free ports."""
-    ports = {name: free_port() for name in ("gateway", "http", "grpc")}
-    service = start(
-        ["bash", str(ROOT / "scripts" / "run-local.sh"), sys.executable],
-        {
-            "OCR_GATEWAY_PORT": str(ports["gateway"]),
-            "OCR_GATEWAY_HOST": "127.0.0.1",
-            "OCR_MODEL_HTTP_PORT": str(ports["http"]),
-            "OCR_MODEL_GRPC_PORT": str(ports["grpc"]),
-            "OCR_MODEL_GRACE_PERIOD_S": "5",
-        },
-        tmp_path_factory.mktemp("platform") / "run-local.log",
-    )
-    running = Platform(service, ports["gateway"], ports["http"], ports["grpc"])
-    try:
-        wait_until(lambda: not service.alive() or http_ok(f"{running.url}/readyz"), 90, "platform")
-        assert service.alive(), service.output()
-        yield running
-    finally:
-        service.stop(signal.SIGINT)
+    running = start_platform(tmp_path_factory.mktemp("platform"))
+    yield running
+    running.service.stop(signal.SIGINT)
 
 
 def test_upload_returns_text_words_and_metadata(platform: Platform) -> None:

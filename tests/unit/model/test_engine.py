@@ -118,6 +118,15 @@ def test_bad_bytes_are_refused_with_a_clear_message(
         engine.recognize(data, OcrOptions())
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "1"])
+def test_blank_page_is_an_empty_result_not_an_error(engine: OcrEngine, mode: str) -> None:
+    blank = Image.new(mode, (600, 300), "white")
+    result = engine.recognize(encode(blank), OcrOptions())
+    assert result.text.strip() == ""
+    assert result.words == ()
+    assert result.confidence == 0.0
+
+
 def test_image_over_the_pixel_cap_is_refused() -> None:
     small = OcrEngine(TesserocrBackend(TESSDATA), max_pixels=1000)
     with pytest.raises(InvalidImageError, match="the limit is 1000 pixels"):

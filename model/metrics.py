@@ -1,0 +1,117 @@
+"""Model server metrics: OCR outcomes, engine stage latency, queueing and result shape.
+
+Names start with `ocr_` and never collide with KServe's built-ins (`request_predict_seconds`
+and friends, in the default registry). The metrics live in a registry of their own, created
+per server; `OcrModelServer` adds it to the default registry that KServe's `/metrics` serves.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from telemetry import exemplar
+
+from .engine import OcrResult
+
+STAGES: Final = ("decode", "preprocess", "recognize")
+STAGE_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+QUEUE_BUCKETS: Final = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PIXEL_BUCKETS: Final = (1e4, 1e5, 5e5, 1e6, 2e6, 4e6, 8e6, 16e6, 40e6)
+COUNT_BUCKETS: Final = (0, 1, 5, 10, 50, 100, 500, 1000, 5000, 20000)
+CONFIDENCE_BUCKETS: Final = tuple(float(v) for v in range(10, 101, 10))
+
+
+class ModelMetrics:
+    """The OCR model's Prometheus metrics, registered in `registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "ocr_requests",
+            "OCR requests by outcome (success or error) and requested language.",
+            ["status", "lang"],
+            registry=registry,
+        )
+        self.stage_duration = Histogram(
+            "ocr_stage_duration_seconds",
+            "Engine time per stage: decode (image bytes to pixels), preprocess, recognize.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "ocr_queue_wait_seconds",
+            "Time a request waited for a free engine worker.",
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "ocr_in_flight_requests",
+            "Requests inside the engine pool, queued or running.",
+            registry=registry,
+        )
+        self.workers = Gauge(
+            "ocr_engine_workers", "Engine worker threads (one per core).", registry=registry
+        )
+        self.image_pixels = Histogram(
+            "ocr_image_pixels", "Decoded image size.", buckets=PIXEL_BUCKETS, registry=registry
+        )
+        self.characters = Histogram(
+            "ocr_result_characters",
+            "Characters of recognised text per result.",
+            buckets=COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.words = Histogram(
+            "ocr_result_words",
+            "Words recognised per result.",
+            buckets=COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.confidence = Histogram(
+            "ocr_result_confidence_percent",
+            "Mean word confidence per result (0-100).",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=registry,
+        )
+        self.empty_results = Counter(
+            "ocr_empty_results", "Results with no recognised text.", registry=registry
+        )
+
+    def record_success(self, lang: str, result: OcrResult) -> None:
+        """Account for one recognised image (call inside the request's span for exemplars)."""
+        trace_exemplar = exemplar()
+        timings = result.timings
+        for stage, seconds in zip(
+            STAGES, (timings.decode_s, timings.preprocess_s, timings.recognize_s), strict=True
+        ):
+            self.stage_duration.labels(stage).observe(seconds, trace_exemplar)
+        self.queue_wait.observe(timings.queue_s, trace_exemplar)
+        self.image_pixels.observe(result.width * result.height)
+        text = result.text.strip()
+        self.characters.observe(len(text))
+        self.words.observe(len(result.words))
+        self.confidence.observe(result.confidence)
+        if not text:
+            self.empty_results.inc()
+        self.requests.labels("success", lang).inc()
+
+    def record_error(self, lang: str) -> None:
+        """Account for one refused request."""
+        self.requests.labels("error", lang).inc()

@@ -1,0 +1,1 @@
+"""Unit tests of observability/: dashboards, alert rules, scrape and collector configs."""

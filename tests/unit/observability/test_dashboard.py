@@ -1,0 +1,293 @@
+"""The Grafana dashboard: structure, datasources, variables, and PromQL that parses and has data."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.promql import dashboard_queries, iter_panels, render
+from tests.unit.observability.helpers import (
+    DASHBOARD,
+    DASHBOARD_PROVIDERS,
+    DASHBOARD_VARIABLES,
+    DATASOURCES,
+    Promtool,
+    dump_yaml,
+    load_yaml,
+)
+
+pytestmark = pytest.mark.unit
+
+PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
+TEMPO = {"type": "tempo", "uid": "${traces}"}
+ROWS = ["Traffic", "Latency", "Engine", "Resources", "Health"]
+
+
+def _dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return document
+
+
+def _panels() -> list[dict[str, Any]]:
+    return [dict(panel) for panel in iter_panels(_dashboard()) if panel["type"] != "row"]
+
+
+def _variables() -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in _dashboard()["templating"]["list"]}
+
+
+def test_identity_is_stable() -> None:
+    dashboard = _dashboard()
+    assert (dashboard["uid"], dashboard["title"]) == ("ocr-platform", "OCR platform")
+    assert dashboard["schemaVersion"] >= 39
+    assert dashboard.get("id") is None, "an id is per Grafana instance, never committed"
+
+
+def test_rows_in_order() -> None:
+    rows = [panel["title"] for panel in iter_panels(_dashboard()) if panel["type"] == "row"]
+    assert rows == ROWS
+
+
+def test_datasource_variables() -> None:
+    variables = _variables()
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == (
+        "datasource",
+        "prometheus",
+    )
+    assert (variables["traces"]["type"], variables["traces"]["query"]) == ("datasource", "tempo")
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("gateway_job", "label_values(ocr_gateway_requests_total, job)"),
+        ("model_job", "label_values(ocr_requests_total, job)"),
+    ],
+)
+def test_job_variables(name: str, query: str) -> None:
+    variable = _variables()[name]
+    assert (variable["type"], variable["query"]) == ("query", query)
+    assert variable["datasource"] == PROMETHEUS
+
+
+def _datasource_references(node: object) -> Iterator[object]:
+    """Every value of a `datasource`/`datasourceUid` key anywhere in the JSON tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"datasource", "datasourceUid"}:
+                yield value
+            yield from _datasource_references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasource_references(item)
+
+
+def test_no_hard_coded_datasource() -> None:
+    references = list(_datasource_references(_dashboard()))
+    assert references
+    strays = [ref for ref in references if ref not in (PROMETHEUS, TEMPO)]
+    assert not strays, f"datasources not chosen through a variable: {strays}"
+
+
+def test_every_panel_has_a_title_and_targets_on_its_datasource() -> None:
+    for panel in _panels():
+        assert panel.get("title"), f"untitled panel {panel['id']}"
+        assert panel.get("description"), f"{panel['title']}: no description"
+        targets = panel.get("targets", [])
+        assert targets, f"{panel['title']}: no target"
+        assert len({target["refId"] for target in targets}) == len(targets)
+        for target in targets:
+            assert target["datasource"] == panel["datasource"], panel["title"]
+
+
+def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
+    panels = list(iter_panels(_dashboard()))
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_latency_quantiles_show_exemplars() -> None:
+    latency = [
+        target
+        for panel in _panels()
+        for target in panel["targets"]
+        if re.search(r"histogram_quantile\(.*_seconds_bucket", target.get("expr", ""), re.S)
+    ]
+    assert len(latency) >= 8
+    assert all(target["exemplar"] is True for target in latency)
+
+
+def test_ranges_use_the_rate_interval() -> None:
+    for query in dashboard_queries(DASHBOARD):
+        for window in re.findall(r"\[([^\]]*)\]", query.expr):
+            assert window == "$__rate_interval", f"{query.title}: [{window}]"
+
+
+def test_cpu_panel_counts_cores_per_job() -> None:
+    exprs = [query.expr for query in dashboard_queries(DASHBOARD)]
+    assert (
+        'sum by (job) (rate(process_cpu_seconds_total{job=~"$gateway_job|$model_job"}'
+        "[$__rate_interval]))" in exprs
+    )
+
+
+def test_every_query_uses_only_defined_variables() -> None:
+    """render() raises on an unknown variable; the dashboard's own are all defined."""
+    assert set(DASHBOARD_VARIABLES) <= set(_variables())
+    for query in dashboard_queries(DASHBOARD):
+        assert "$" not in render(query.expr, DASHBOARD_VARIABLES), query.title
+
+
+def _recorded_queries() -> list[dict[str, str]]:
+    return [
+        {"record": f"dashboard:query_{index}", "expr": render(query.expr, DASHBOARD_VARIABLES)}
+        for index, query in enumerate(dashboard_queries(DASHBOARD))
+    ]
+
+
+def test_every_query_parses(promtool: Promtool, tmp_path: Path) -> None:
+    rules = tmp_path / "dashboard_rules.yaml"
+    dump_yaml({"groups": [{"name": "dashboard", "rules": _recorded_queries()}]}, rules)
+    promtool.run("check", "rules", str(rules))
+
+
+# --- Every query has data once both services served a few good requests and one bad one. ---
+# The smallest such world: the bad upload is refused by the gateway (415) before any gRPC call,
+# so no 5xx, no model error and no upstream error series exists yet. Series are written the way
+# prometheus_client exposes them: labelled counters appear on first use, others at 0 at start.
+
+INTERVAL = "15s"
+STEPS = 8  # 2 minutes of samples, more than the 1m `$__rate_interval` used by render()
+GATEWAY = {"job": "ocr-gateway", "instance": "127.0.0.1:8001"}
+MODEL = {"job": "ocr-model", "instance": "127.0.0.1:8080"}
+SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    text = ", ".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{name}{{{text}}}", "values": values}
+
+
+def _counter(name: str, labels: dict[str, str], per_step: float = 1) -> dict[str, str]:
+    return _series(name, labels, f"0+{per_step}x{STEPS}")
+
+
+def _gauge(name: str, labels: dict[str, str], value: float) -> dict[str, str]:
+    return _series(name, labels, f"{value}x{STEPS}")
+
+
+def _histogram(
+    name: str, labels: dict[str, str], buckets: tuple[float, ...], observed: float
+) -> list[dict[str, str]]:
+    """One observation of `observed` per step."""
+    series = [
+        _counter(f"{name}_bucket", {**labels, "le": str(le)}, 1 if observed <= le else 0)
+        for le in buckets
+    ]
+    series.append(_counter(f"{name}_bucket", {**labels, "le": "+Inf"}))
+    series.append(_counter(f"{name}_sum", labels, observed))
+    series.append(_counter(f"{name}_count", labels))
+    return series
+
+
+def _good_and_bad_requests() -> list[dict[str, str]]:
+    ocr = {"route": "/gateway/ocr", "method": "POST"}
+    series = [
+        _gauge("up", GATEWAY, 1),
+        _gauge("up", MODEL, 1),
+        _counter("ocr_gateway_requests_total", {**GATEWAY, **ocr, "status": "200"}),
+        _series("ocr_gateway_requests_total", {**GATEWAY, **ocr, "status": "415"}, f"0 1x{STEPS}"),
+        *_histogram("ocr_gateway_request_duration_seconds", {**GATEWAY, **ocr}, SECONDS, 0.3),
+        *_histogram("ocr_gateway_upload_bytes", GATEWAY, (1024.0, 65536.0, 4194304.0), 50000),
+        _gauge("ocr_gateway_requests_in_flight", GATEWAY, 0),
+        *_histogram(
+            "ocr_gateway_upstream_duration_seconds",
+            {**GATEWAY, "method": "ModelInfer"},
+            SECONDS,
+            0.2,
+        ),
+        _counter("ocr_requests_total", {**MODEL, "status": "success", "lang": "eng"}),
+        *[
+            series
+            for stage in ("decode", "preprocess", "recognize")
+            for series in _histogram(
+                "ocr_stage_duration_seconds", {**MODEL, "stage": stage}, SECONDS, 0.05
+            )
+        ],
+        *_histogram("ocr_queue_wait_seconds", MODEL, SECONDS, 0.001),
+        _gauge("ocr_in_flight_requests", MODEL, 0),
+        _gauge("ocr_engine_workers", MODEL, 2),
+        *_histogram("ocr_image_pixels", MODEL, (1e4, 1e5, 1e6, 1e7), 480000),
+        *_histogram("ocr_result_characters", MODEL, (10.0, 100.0, 1000.0), 42),
+        *_histogram("ocr_result_words", MODEL, (1.0, 10.0, 100.0), 7),
+        *_histogram(
+            "ocr_result_confidence_percent",
+            MODEL,
+            tuple(float(percent) for percent in range(10, 101, 10)),
+            91,
+        ),
+        _gauge("ocr_empty_results_total", MODEL, 0),
+        *_histogram("request_predict_seconds", {**MODEL, "model_name": "ocr-model"}, SECONDS, 0.2),
+    ]
+    for target in (GATEWAY, MODEL):
+        series.append(_counter("process_cpu_seconds_total", target, 0.5))
+        series.append(_gauge("process_resident_memory_bytes", target, 1.5e8))
+        series.append(_gauge("process_open_fds", target, 20))
+    return series
+
+
+def test_every_query_has_data_after_good_and_bad_requests(
+    promtool: Promtool, tmp_path: Path
+) -> None:
+    """`absent(query)` is empty exactly when the query returns at least one series."""
+    checks = [
+        {
+            "expr": f"absent({render(query.expr, DASHBOARD_VARIABLES)})",
+            "eval_time": "2m",
+            "exp_samples": [],
+        }
+        for query in dashboard_queries(DASHBOARD)
+    ]
+    empty_rules = tmp_path / "no_rules.yaml"
+    dump_yaml({"groups": []}, empty_rules)
+    tests = tmp_path / "dashboard_test.yaml"
+    dump_yaml(
+        {
+            "rule_files": [empty_rules.name],
+            "tests": [
+                {
+                    "interval": INTERVAL,
+                    "input_series": _good_and_bad_requests(),
+                    "promql_expr_test": checks,
+                }
+            ],
+        },
+        tests,
+    )
+    promtool.run("test", "rules", tests.name, cwd=tmp_path)
+
+
+def test_datasources_link_exemplars_to_tempo() -> None:
+    datasources = {source["uid"]: source for source in load_yaml(DATASOURCES)["datasources"]}
+    assert datasources["prometheus"]["type"] == "prometheus"
+    assert datasources["tempo"]["type"] == "tempo"
+    links = datasources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert links == [{"name": "trace_id", "datasourceUid": "tempo"}]
+
+
+def test_dashboard_provider_loads_files() -> None:
+    (provider,) = load_yaml(DASHBOARD_PROVIDERS)["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"]
