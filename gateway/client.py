@@ -52,6 +52,7 @@ def channel_options(settings: GatewaySettings) -> list[tuple[str, int | str]]:
         ("grpc.initial_reconnect_backoff_ms", _INITIAL_RECONNECT_BACKOFF_MS),
         ("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),
         ("grpc.primary_user_agent", "ocr-gateway"),
+        ("grpc.lb_policy_name", settings.lb_policy),
     ]
 
 

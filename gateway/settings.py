@@ -30,6 +30,10 @@ class GatewaySettings(BaseSettings):
     model_address: Annotated[str, Field(min_length=1)] = "localhost:8081"
     """gRPC target (``host:port`` or any gRPC URI) of the KServe v2 model server."""
 
+    lb_policy: Literal["pick_first", "round_robin"] = "pick_first"
+    """gRPC load balancing over the addresses the target resolves to. ``round_robin`` with a
+    ``dns:///`` target of a headless Service spreads calls over every model pod."""
+
     model_name: Annotated[str, Field(min_length=1)] = "ocr-model"
     """Name of the model to call on the model server."""
 

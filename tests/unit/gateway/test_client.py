@@ -178,3 +178,18 @@ def test_message_limits_follow_the_upload_limit(make_settings: SettingsFactory) 
     assert options["grpc.max_send_message_length"] == 1000 + MESSAGE_HEADROOM_BYTES
     assert options["grpc.max_receive_message_length"] == 1000 + MESSAGE_HEADROOM_BYTES
     assert int(options["grpc.keepalive_time_ms"]) > 0
+
+
+@pytest.mark.parametrize(("policy", "spread"), [("round_robin", True), ("pick_first", False)])
+async def test_lb_policy_spreads_calls_over_every_resolved_address(
+    make_settings: SettingsFactory, policy: str, spread: bool
+) -> None:
+    """What a headless Service gives the gateway: one name, many pod addresses."""
+    first, second = FakeModelServicer(), FakeModelServicer()
+    async with serve_fake_model(first) as a, serve_fake_model(second) as b:
+        target = "ipv4:" + ",".join((a, b))
+        async with InferenceClient(make_settings(model_address=target, lb_policy=policy)) as client:
+            for i in range(6):
+                await client.infer(png_bytes(), request_id=f"r{i}", lang="eng")
+    counts = sorted((len(first.requests), len(second.requests)))
+    assert counts == ([3, 3] if spread else [0, 6])
