@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -22,7 +23,11 @@ def main() -> None:
         print(f"invalid gateway settings (OCR_GATEWAY_*):\n{err}", file=sys.stderr)
         raise SystemExit(2) from None
     # uvicorn's "trace" is below DEBUG; the stdlib logging of our modules stops at DEBUG.
-    configure_logging("DEBUG" if settings.log_level == "trace" else settings.log_level, "gateway")
+    configure_logging(
+        "DEBUG" if settings.log_level == "trace" else settings.log_level,
+        "gateway",
+        tracebacks=settings.log_tracebacks,
+    )
     tracer_provider = configure_tracing("ocr-gateway")
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
     logger.info(
@@ -32,6 +37,8 @@ def main() -> None:
         settings.model_name,
         settings.model_address,
     )
+    # uvicorn drains on SIGTERM, then re-raises it; a finished drain is a clean exit (status 0).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         create_app(settings, tracer_provider),
         host=settings.host,

@@ -8,8 +8,11 @@ from typing import Any, Final
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
 
+from gateway.access import AccessMiddleware
 from gateway.client import InferenceClient
+from gateway.context import REQUEST_ID_HEADER
 from gateway.handlers import install_exception_handlers
 from gateway.metrics import (
     UNMEASURED_PATHS,
@@ -77,9 +80,23 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
     app.state.settings = settings
     app.state.metrics = metrics
     install_exception_handlers(app)
-    # Starlette runs the middleware added last first: the request context wraps the limit, so
-    # even a 413 carries the request id.
+    # Starlette runs the middleware added last first: metrics see every answer, the request
+    # context gives each one (even a 401/413/429) its id, CORS answers preflights before the
+    # key check, and the upload limit sits closest to the routes.
     app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        AccessMiddleware,
+        api_keys=settings.api_keys,
+        header=settings.api_key_header,
+        per_minute=settings.rate_limit_per_minute,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,  # empty: no cross-origin access at all
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
+        expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(ocr_router)

@@ -68,6 +68,15 @@ class EmptyFileError(GatewayError):
         super().__init__(422, "empty_file", "The uploaded file is empty.")
 
 
+class TooManyFilesError(GatewayError):
+    """More than one file was sent in ``image_file``."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            422, "too_many_files", f"Send exactly one file in image_file, not {count}."
+        )
+
+
 class NotReadyError(GatewayError):
     """The model server or the model is not ready to serve."""
 

@@ -2,8 +2,8 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
@@ -58,11 +58,37 @@ class GatewaySettings(BaseSettings):
     log_level: LogLevel = "info"
     """Log level of the gateway and of uvicorn."""
 
+    log_tracebacks: bool = False
+    """Write tracebacks of unexpected errors to the log (debugging only: they reveal internals)."""
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    """API keys accepted in the ``api_key_header`` (comma-separated); empty: no key needed.
+    Health, readiness, metrics and the API docs never need one."""
+
+    api_key_header: Annotated[str, Field(min_length=1)] = "X-API-Key"
+    """Request header that carries the API key."""
+
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
+    """Requests per minute allowed per API key (per client address without keys); 0: no limit.
+    Over the limit: 429 with Retry-After."""
+
+    cors_allow_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins allowed to call the API (comma-separated, e.g. ``https://app.example``);
+    empty: no cross-origin access."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lowercase_log_level(cls, value: object) -> object:
         """Accept ``INFO`` as well as ``info``: environments often shout."""
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_keys", "cors_allow_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """``a,b`` in the environment becomes ``["a", "b"]``."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @model_validator(mode="after")
     def _check_backoff_bounds(self) -> "GatewaySettings":

@@ -16,7 +16,7 @@ def main() -> None:
 
     settings = ModelSettings()
     # Before KServe is built: it then keeps this configuration instead of installing its own.
-    configure_logging(settings.log_level, "model")
+    configure_logging(settings.log_level, "model", tracebacks=settings.log_tracebacks)
     tracer_provider = configure_tracing("ocr-model")
     model = create_model(settings)
     model.load()

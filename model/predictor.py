@@ -16,7 +16,9 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from opentelemetry import trace
 
 from . import codec
-from .engine import EngineInputError, EnginePool, OcrOptions
+from .deadlines import time_left
+from .engine import EngineBusyError, EngineInputError, EnginePool, EngineTimeoutError, OcrOptions
+from .errors import ModelOverloaded, ModelTimeout
 from .metrics import ModelMetrics
 
 
@@ -24,12 +26,18 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
     """Tesseract OCR served as a KServe v2 model."""
 
     def __init__(
-        self, name: str, pool: EnginePool, defaults: OcrOptions, metrics: ModelMetrics
+        self,
+        name: str,
+        pool: EnginePool,
+        defaults: OcrOptions,
+        metrics: ModelMetrics,
+        max_request_s: float = 60.0,
     ) -> None:
         super().__init__(name)
         self._pool = pool
         self._defaults = defaults
         self.metrics = metrics
+        self._max_request_s = max_request_s
 
     def load(self) -> bool:
         """Start the engine workers and load the default language in each."""
@@ -66,12 +74,21 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         lang = options.lang if options.lang in self._pool.engine.languages else "invalid"
         span = trace.get_current_span()
         span.set_attributes({"ocr.lang": options.lang, "ocr.psm": options.psm})
+        # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
+        remaining = time_left()
+        budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
         self.metrics.in_flight.inc()
         try:
-            result = await self._pool.recognize(image, options)
+            result = await self._pool.recognize(image, options, budget)
         except EngineInputError as exc:
             self.metrics.record_error(lang)
             raise InvalidInput(str(exc)) from None
+        except EngineBusyError as exc:
+            self.metrics.record_error(lang)
+            raise ModelOverloaded(str(exc)) from None
+        except EngineTimeoutError as exc:
+            self.metrics.record_error(lang)
+            raise ModelTimeout(f"OCR stopped: {exc}") from None
         except Exception:
             self.metrics.record_error(lang)  # an engine failure, not the client's fault
             raise

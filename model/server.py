@@ -15,6 +15,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from kserve import ModelServer
+from kserve.model_server import app as kserve_app
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -23,6 +24,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from .deadlines import DeadlineInterceptor
 from .engine import (
     EnginePool,
     OcrEngine,
@@ -32,6 +34,7 @@ from .engine import (
     available_cpus,
 )
 from .engine.backends import Backend
+from .errors import ModelOverloaded, ModelTimeout, rest_error_handler
 from .metrics import ModelMetrics
 from .predictor import OcrModel
 from .settings import ModelSettings
@@ -78,6 +81,7 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
                 )
             )
         interceptors.append(ExceptionToStatusInterceptor())
+        interceptors.append(DeadlineInterceptor())
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
             interceptors=interceptors,
@@ -138,6 +142,10 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
         """Serve REST and gRPC until a signal stops the server."""
         # KServe's /metrics serves the default registry: ours joins it while this server runs.
         REGISTRY.register(self._metrics.registry)
+        # KServe builds its REST app once per process (kserve.model_server.app); our errors get
+        # their HTTP status there (they would otherwise be a generic 500).
+        for error in (ModelOverloaded, ModelTimeout):
+            kserve_app.add_exception_handler(error, rest_error_handler)
         try:
             # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
             self._grpc_server = ReflectiveGRPCServer(self, self._settings, self._tracer_provider)
@@ -156,13 +164,17 @@ def create_backend(settings: ModelSettings) -> Backend:
 
 def create_model(settings: ModelSettings, metrics: ModelMetrics | None = None) -> OcrModel:
     """The OCR model with its engine pool (not yet loaded) and its metrics."""
-    engine = OcrEngine(create_backend(settings), max_pixels=settings.max_image_pixels)
+    engine = OcrEngine(
+        create_backend(settings),
+        max_pixels=settings.max_image_pixels,
+        max_frames=settings.max_frames,
+    )
     workers = settings.workers or available_cpus()
     defaults = OcrOptions(
         lang=settings.default_lang, psm=settings.default_psm, oem=settings.default_oem
     )
     defaults.validate(engine.languages)
-    pool = EnginePool(engine, workers=workers, warm_options=defaults)
+    pool = EnginePool(engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue)
     logger.info("OCR engine %s with %d worker threads", settings.engine, workers)
     metrics = metrics or ModelMetrics(CollectorRegistry())
-    return OcrModel(settings.model_name, pool, defaults, metrics)
+    return OcrModel(settings.model_name, pool, defaults, metrics, settings.max_request_s)

@@ -46,14 +46,29 @@ class ModelSettings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     """Largest decoded image (width x height) accepted; larger ones are refused as invalid."""
 
+    max_frames: int = Field(default=64, ge=1)
+    """Most frames or pages a file may hold (only the first is read); more are refused."""
+
+    max_queue: int = Field(default=8, ge=0)
+    """Requests that may wait for a busy engine; one more is refused at once (gRPC
+    RESOURCE_EXHAUSTED, HTTP 429) instead of piling up."""
+
+    max_request_s: float = Field(default=60.0, gt=0)
+    """Longest a request may take (queue and OCR) when the caller sets no shorter deadline;
+    Tesseract is stopped at the limit."""
+
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    """Largest gRPC message sent or received."""
+    """Largest gRPC message received or sent; keep it above the gateway's upload limit plus
+    4 MiB of headroom (the default 32 MiB fits the gateway's default 20 MiB)."""
 
     grace_period_s: int = Field(default=30, ge=0)
     """Seconds in-flight requests get to finish on shutdown."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of the JSON log lines on stderr."""
+
+    log_tracebacks: bool = False
+    """Write tracebacks of unexpected errors to the log (debugging only: they reveal internals)."""
 
     @field_validator("tessdata_dir")
     @classmethod

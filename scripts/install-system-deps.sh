@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install the system packages the platform needs (Tesseract with English and German data, the
 # DejaVu fonts the tests render with, Prometheus + promtool for `make run-observed` and the
-# observability tests) when they are missing. Uses apt-get when run as root; otherwise prints
+# observability tests, shellcheck, and podman for the image tests) when they are missing. Uses apt-get when run as root; otherwise prints
 # the command to run and fails.
 set -euo pipefail
 if [[ "${1:-}" == "--help" ]]; then
-  echo "usage: $0    install tesseract-ocr (+eng, deu data), fonts-dejavu-core, prometheus if missing"
+  echo "usage: $0    install the apt packages listed in this script when missing (needs root)"
   exit 0
 fi
-packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core prometheus)
+packages=(
+  tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core  # the engine, test fonts
+  prometheus                                                           # make run-observed, tests
+  shellcheck                                                           # script lint
+  podman runc debootstrap                                              # build and run the images
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

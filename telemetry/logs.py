@@ -23,10 +23,25 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, service: str) -> None:
+class NoTracebackFilter(logging.Filter):
+    """Drops tracebacks from records: they reveal file paths, exception classes and internals.
+
+    The message itself stays; `tracebacks=True` in `configure_logging` keeps them for debugging.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def configure_logging(level: str, service: str, tracebacks: bool = False) -> None:
     """Send every log record, ours and the libraries', to stderr as one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(TraceContextFilter())
+    if not tracebacks:
+        handler.addFilter(NoTracebackFilter())
     handler.setFormatter(
         JsonFormatter(
             "{asctime}{levelname}{name}{message}",

@@ -4,7 +4,7 @@ import logging
 import time
 from typing import Annotated, Final
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from gateway.deps import (
     InferenceClientDep,
@@ -13,7 +13,12 @@ from gateway.deps import (
     SettingsDep,
     StopwatchDep,
 )
-from gateway.errors import EmptyFileError, PayloadTooLargeError, UnsupportedMediaTypeError
+from gateway.errors import (
+    EmptyFileError,
+    PayloadTooLargeError,
+    TooManyFilesError,
+    UnsupportedMediaTypeError,
+)
 from gateway.media import ACCEPTED_FORMATS, sniff_image_type
 from gateway.routes.errors import error_responses
 from gateway.schemas import OcrResponse, Timings
@@ -31,6 +36,7 @@ router = APIRouter(tags=["ocr"])
     responses=error_responses(413, 415, 422, 429, 500, 502, 503, 504),
 )
 async def recognise(
+    request: Request,
     image_file: Annotated[
         UploadFile, File(description=f"The image to read; one of {ACCEPTED_FORMATS}.")
     ],
@@ -53,6 +59,10 @@ async def recognise(
     ] = None,
 ) -> OcrResponse:
     """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it."""
+    # FastAPI binds the first of several same-named parts; two images in one call is an error.
+    files = (await request.form()).getlist("image_file")
+    if len(files) > 1:
+        raise TooManyFilesError(len(files))
     image = await image_file.read()
     metrics.upload_bytes.observe(len(image))
     if not image:

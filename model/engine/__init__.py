@@ -4,7 +4,9 @@ from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_l
 from .engine import OcrEngine
 from .pool import EnginePool, available_cpus
 from .types import (
+    EngineBusyError,
     EngineInputError,
+    EngineTimeoutError,
     InvalidImageError,
     InvalidOptionError,
     OcrOptions,
@@ -15,8 +17,10 @@ from .types import (
 
 __all__ = [
     "Backend",
+    "EngineBusyError",
     "EngineInputError",
     "EnginePool",
+    "EngineTimeoutError",
     "InvalidImageError",
     "InvalidOptionError",
     "OcrEngine",

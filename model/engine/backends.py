@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image
 
-from .types import InvalidOptionError, OcrOptions, Word
+from .types import EngineTimeoutError, InvalidOptionError, OcrOptions, Word
 
 
 class Backend(Protocol):
@@ -31,8 +32,13 @@ class Backend(Protocol):
         """Load the models for `options` on the calling thread so the first request is fast."""
         ...
 
-    def recognize(self, image: Image.Image, options: OcrOptions) -> tuple[str, tuple[Word, ...]]:
-        """Recognise `image`; return the page text and its words in reading order."""
+    def recognize(
+        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
+    ) -> tuple[str, tuple[Word, ...]]:
+        """Recognise `image` within `timeout_s`; return the text and the words in reading order.
+
+        Raises EngineTimeoutError when the time runs out.
+        """
         ...
 
 
@@ -89,12 +95,18 @@ class TesserocrBackend:
             old.End()
         return api
 
-    def recognize(self, image: Image.Image, options: OcrOptions) -> tuple[str, tuple[Word, ...]]:
+    def recognize(
+        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
+    ) -> tuple[str, tuple[Word, ...]]:
         api = self._api(options)
         api.SetPageSegMode(options.psm)
         api.SetImage(image)
+        # Tesseract checks its deadline between words (layout analysis runs to its end first);
+        # 0 means no limit, so a spent budget still gets the smallest real one.
+        timeout_ms = 0 if timeout_s is None else max(1, int(timeout_s * 1000))
         try:
-            api.Recognize()
+            if not api.Recognize(timeout=timeout_ms):
+                raise EngineTimeoutError("recognition ran out of time")
             text: str = api.GetUTF8Text()
             words = self._words(api)
         finally:
@@ -161,20 +173,30 @@ class PytesseractBackend:
         # Nothing stays loaded between CLI runs; check that the binary answers at all.
         self._pytesseract.get_tesseract_version()
 
-    def recognize(self, image: Image.Image, options: OcrOptions) -> tuple[str, tuple[Word, ...]]:
+    def recognize(
+        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
+    ) -> tuple[str, tuple[Word, ...]]:
+        timeout = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
         config = f"--psm {options.psm} --oem {options.oem} --tessdata-dir {self._tessdata}"
         pytesseract = self._pytesseract
         try:
+            started = time.monotonic()
             text = pytesseract.image_to_string(
-                image, lang=options.lang, config=config, timeout=self._timeout_s
+                image, lang=options.lang, config=config, timeout=timeout
             )
+            remaining = max(0.001, timeout - (time.monotonic() - started))
             tsv = pytesseract.image_to_data(
-                image, lang=options.lang, config=config, timeout=self._timeout_s
+                image, lang=options.lang, config=config, timeout=remaining
             )
         except pytesseract.TesseractError as exc:
             raise InvalidOptionError(
                 f"Tesseract rejected lang={options.lang!r} psm={options.psm} oem={options.oem}"
             ) from exc
+        except RuntimeError as exc:  # after TesseractError, its subclass
+            # pytesseract kills the CLI at the timeout and says so with a RuntimeError.
+            if "timeout" not in str(exc).lower():
+                raise
+            raise EngineTimeoutError("recognition ran out of time") from None
         return text, parse_tsv(tsv)
 
 

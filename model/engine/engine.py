@@ -20,9 +20,10 @@ _tracer = trace.get_tracer(__name__)
 class OcrEngine:
     """Decode, prepare and recognise one image with a Tesseract backend."""
 
-    def __init__(self, backend: Backend, max_pixels: int) -> None:
+    def __init__(self, backend: Backend, max_pixels: int, max_frames: int = 64) -> None:
         self.backend = backend
         self.max_pixels = max_pixels
+        self.max_frames = max_frames
         self._languages = backend.languages()
 
     @property
@@ -30,27 +31,33 @@ class OcrEngine:
         """Installed language codes."""
         return self._languages
 
-    def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
-        """OCR one encoded image. Raises EngineInputError for anything the client must fix."""
+    def recognize(
+        self, data: bytes, options: OcrOptions, timeout_s: float | None = None
+    ) -> OcrResult:
+        """OCR one encoded image within `timeout_s` (None: no limit).
+
+        Raises EngineInputError for anything the client must fix and EngineTimeoutError when
+        recognition runs out of time.
+        """
         options.validate(self._languages)
         # One span per real stage (a no-op unless tracing is configured).
         t0 = time.perf_counter()
         with _tracer.start_as_current_span("ocr.decode") as span:
             span.set_attribute("ocr.input_bytes", len(data))
-            decoded = image_codec.decode(data, self.max_pixels)
+            decoded = image_codec.decode(data, self.max_pixels, self.max_frames)
             span.set_attribute("ocr.format", decoded.format or "unknown")
             span.set_attribute("ocr.pixels", decoded.width * decoded.height)
         t1 = time.perf_counter()
         with _tracer.start_as_current_span("ocr.preprocess") as span:
             span.set_attribute("ocr.mode", decoded.mode)
-            prepared = image_codec.to_tesseract_mode(decoded)
+            prepared = image_codec.prepare(decoded)
         t2 = time.perf_counter()
         with _tracer.start_as_current_span("ocr.recognize") as span:
             span.set_attribute("ocr.engine", self.backend.name)
             span.set_attribute("ocr.lang", options.lang)
             span.set_attribute("ocr.psm", options.psm)
             span.set_attribute("ocr.oem", options.oem)
-            text, words = self.backend.recognize(prepared, options)
+            text, words = self.backend.recognize(prepared, options, timeout_s)
             confidence = round(mean_confidence(words), 2)
             span.set_attribute("ocr.words", len(words))
             span.set_attribute("ocr.confidence", confidence)

@@ -7,9 +7,10 @@ file name or a client's content type. Only the first frame of multi-frame files 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .types import InvalidImageError
 
@@ -19,13 +20,16 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
 _NATIVE_MODES = frozenset({"1", "L", "RGB"})
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
+def decode(data: bytes, max_pixels: int, max_frames: int = 64) -> Image.Image:
     """Return the first frame of `data`, loaded (pixels decoded), in its own mode.
 
-    Raises InvalidImageError for empty, unknown, corrupt or oversized images.
+    Raises InvalidImageError for empty, unknown, corrupt or oversized images, for files with
+    more than `max_frames` frames or pages, and for PNGs with data after their end.
     """
     if not data:
         raise InvalidImageError("the image is empty (0 bytes)")
+    if data.startswith(_PNG_SIGNATURE):
+        _check_png_ends_at_iend(data)
     try:
         with warnings.catch_warnings():
             # A decompression-bomb warning is an error here: the pixel cap below is ours.
@@ -37,6 +41,11 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
             if width * height > max_pixels:
                 raise InvalidImageError(
                     f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels"
+                )
+            frames = getattr(image, "n_frames", 1)
+            if frames > max_frames:
+                raise InvalidImageError(
+                    f"the file holds {frames} frames or pages; the limit is {max_frames}"
                 )
             image.seek(0)
             image.load()
@@ -54,6 +63,30 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
             f"the {image_format_name(data)} image is corrupt or truncated"
         ) from exc
     return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_ends_at_iend(data: bytes) -> None:
+    """Refuse bytes after a PNG's IEND chunk: a polyglot (PNG + ZIP, ...) is not an image."""
+    offset = len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        offset += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            if offset < len(data):
+                raise InvalidImageError(
+                    f"the PNG has {len(data) - offset} bytes of other data after its end"
+                )
+            return
+    # No IEND: Pillow reports the truncation when it decodes.
+
+
+def prepare(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation, then convert to a mode Tesseract reads."""
+    upright = ImageOps.exif_transpose(image)
+    return to_tesseract_mode(upright)
 
 
 def to_tesseract_mode(image: Image.Image) -> Image.Image:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .engine import OcrEngine
-from .types import OcrOptions, OcrResult
+from .types import EngineBusyError, EngineTimeoutError, OcrOptions, OcrResult
 
 
 def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
@@ -47,13 +47,28 @@ def _cgroup_quota(root: Path) -> float | None:
 
 
 class EnginePool:
-    """A fixed set of worker threads, each with its own warmed-up Tesseract state."""
+    """A fixed set of worker threads, each with its own warmed-up Tesseract state.
 
-    def __init__(self, engine: OcrEngine, workers: int, warm_options: OcrOptions) -> None:
+    At most `workers + max_queue` requests are inside the pool; one more is refused at once with
+    EngineBusyError instead of piling up. Each request has a time budget: it expires while
+    queued, or Tesseract stops at it; a cancelled caller's queued work is dropped.
+    """
+
+    def __init__(
+        self, engine: OcrEngine, workers: int, warm_options: OcrOptions, max_queue: int = 8
+    ) -> None:
         self.engine = engine
         self.workers = workers
+        self.capacity = workers + max_queue
         self._warm_options = warm_options
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-engine")
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Requests queued or running right now."""
+        return self._pending
 
     def warm(self, timeout_s: float = 120.0) -> None:
         """Start every worker and load the default model in each (blocks until done)."""
@@ -67,20 +82,42 @@ class EnginePool:
         for future in [self._executor.submit(warm_one) for _ in range(self.workers)]:
             future.result(timeout_s)
 
-    async def recognize(self, data: bytes, options: OcrOptions) -> OcrResult:
-        """OCR `data` on a worker thread and await the result (timings include the queue wait).
+    async def recognize(
+        self, data: bytes, options: OcrOptions, timeout_s: float | None = None
+    ) -> OcrResult:
+        """OCR `data` on a worker thread within `timeout_s` (timings include the queue wait).
 
         The caller's context (its trace span) goes with the work, so stage spans nest under it.
+        Raises EngineBusyError when the pool is full and EngineTimeoutError when time runs out.
         """
+        with self._lock:
+            if self._pending >= self.capacity:
+                raise EngineBusyError(
+                    f"all {self.workers} OCR workers are busy and {self.capacity - self.workers} "
+                    "requests are queued; retry shortly"
+                )
+            self._pending += 1
         submitted = time.perf_counter()
+        deadline = None if timeout_s is None else submitted + timeout_s
         context = contextvars.copy_context()
 
         def work() -> OcrResult:
-            queued = time.perf_counter() - submitted
-            result = context.run(self.engine.recognize, data, options)
-            return replace(result, timings=replace(result.timings, queue_s=queued))
+            started = time.perf_counter()
+            remaining = None if deadline is None else deadline - started
+            if remaining is not None and remaining <= 0:
+                raise EngineTimeoutError("the request's time ran out while it waited for a worker")
+            result = context.run(self.engine.recognize, data, options, remaining)
+            return replace(result, timings=replace(result.timings, queue_s=started - submitted))
 
-        return await asyncio.wrap_future(self._executor.submit(work))
+        future = self._executor.submit(work)
+        # Counted down when the work ends or is dropped, not when the caller stops waiting.
+        future.add_done_callback(self._release)
+        # Cancelling the awaiting task cancels the future: queued work never runs.
+        return await asyncio.wrap_future(future)
+
+    def _release(self, _: object) -> None:
+        with self._lock:
+            self._pending -= 1
 
     def close(self, wait: bool = True) -> None:
         """Stop accepting work; queued work still finishes. With `wait`, block until it has."""

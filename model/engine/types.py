@@ -28,6 +28,14 @@ class InvalidOptionError(EngineInputError):
     """An OCR option (language, psm, oem) is malformed, out of range or not installed."""
 
 
+class EngineBusyError(RuntimeError):
+    """Every worker is busy and the queue is full: the request is refused at once."""
+
+
+class EngineTimeoutError(RuntimeError):
+    """The request's time ran out while it waited or while Tesseract worked on it."""
+
+
 @dataclass(frozen=True, slots=True)
 class OcrOptions:
     """How to recognise one image."""
