@@ -15,6 +15,7 @@ export OCR_GATEWAY_MODEL_ADDRESS=${OCR_GATEWAY_MODEL_ADDRESS:-localhost:${model_
 gateway_port=${OCR_GATEWAY_PORT:-8001}
 
 pids=()
+# shellcheck disable=SC2317  # called from the traps below
 stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -15,6 +15,7 @@ prometheus_port=${PROMETHEUS_PORT:-9090}
 data=$(mktemp -d)
 
 pids=()
+# shellcheck disable=SC2317  # called from the traps below
 stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -28,9 +28,11 @@ class ModelServer:
         return f"127.0.0.1:{self.grpc_port}"
 
 
-def start_model_server(log_dir: Path, **env: str) -> ModelServer:
-    """Start `python -m model` on free ports and wait until the model is ready."""
-    http_port, grpc_port = free_port(), free_port()
+def start_model_server(
+    log_dir: Path, http_port: int | None = None, grpc_port: int | None = None, **env: str
+) -> ModelServer:
+    """Start `python -m model` (on free ports unless given) and wait until the model is ready."""
+    http_port, grpc_port = http_port or free_port(), grpc_port or free_port()
     service = start(
         python_module("model"),
         {
@@ -61,3 +63,42 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServ
     server = start_model_server(tmp_path_factory.mktemp("model"))
     yield server
     server.service.stop()
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A running gateway process."""
+
+    service: Service
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_gateway(
+    log_dir: Path, model: ModelServer, wait_ready: bool = True, **env: str
+) -> Gateway:
+    """Start `python -m gateway` on a free port in front of `model`."""
+    port = free_port()
+    service = start(
+        python_module("gateway"),
+        {
+            "OCR_GATEWAY_PORT": str(port),
+            "OCR_GATEWAY_HOST": "127.0.0.1",
+            "OCR_GATEWAY_MODEL_ADDRESS": model.grpc_target,
+            **env,
+        },
+        log_dir / f"gateway-{port}.log",
+    )
+    gateway = Gateway(service, port)
+    check = f"{gateway.url}/readyz" if wait_ready else f"{gateway.url}/healthz"
+    try:
+        wait_until(lambda: not service.alive() or http_ok(check), 60, "gateway")
+    except TimeoutError:
+        service.stop()
+        raise
+    if not service.alive():
+        raise RuntimeError(f"gateway exited at start:\n{service.output()}")
+    return gateway

@@ -7,7 +7,9 @@ from telemetry import metrics_response
 router = APIRouter(tags=["observability"])
 
 
-@router.get("/metrics", summary="Prometheus metrics of this gateway process")
+@router.get(
+    "/metrics", summary="Prometheus metrics of this gateway process", include_in_schema=False
+)
 async def metrics(request: Request) -> Response:
     """Negotiates the format from ``Accept``: Prometheus asks for OpenMetrics to get exemplars."""
     body, content_type = metrics_response(

@@ -32,7 +32,9 @@ def decode(data: bytes, max_pixels: int, max_frames: int = 64) -> Image.Image:
         _check_png_ends_at_iend(data)
     try:
         with warnings.catch_warnings():
-            # A decompression-bomb warning is an error here: the pixel cap below is ours.
+            # Pillow's warnings about damaged metadata would go to stderr unformatted: the image
+            # either decodes or is refused. A decompression-bomb warning is an error here.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             width, height = image.size
@@ -57,8 +59,9 @@ def decode(data: bytes, max_pixels: int, max_frames: int = 64) -> Image.Image:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImageError("the image has too many pixels") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        # Pillow reports truncated or corrupt data with these; the detail is not for clients.
+    except Exception as exc:
+        # Pillow reports damaged data with many exception types (OSError, SyntaxError,
+        # TypeError, struct.error...; fuzzing found several); the detail is not for clients.
         raise InvalidImageError(
             f"the {image_format_name(data)} image is corrupt or truncated"
         ) from exc
@@ -85,8 +88,16 @@ def _check_png_ends_at_iend(data: bytes) -> None:
 
 def prepare(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation, then convert to a mode Tesseract reads."""
-    upright = ImageOps.exif_transpose(image)
-    return to_tesseract_mode(upright)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except Exception:
+            upright = image  # damaged EXIF: read the pixels as stored
+        try:
+            return to_tesseract_mode(upright)
+        except Exception as exc:
+            raise InvalidImageError("the image's pixel format cannot be converted") from exc
 
 
 def to_tesseract_mode(image: Image.Image) -> Image.Image:

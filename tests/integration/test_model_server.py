@@ -21,6 +21,7 @@ from kserve import InferenceGRPCClient, InferInput, InferRequest
 
 from gateway.protocol import pb, pb_grpc
 from tests.conftest import ModelServer
+from tests.support import bad_inputs as bad
 from tests.support.images import TESTDATA, line_png
 from tests.support.text import cer
 
@@ -268,6 +269,41 @@ def test_bad_grpc_requests_are_invalid_argument_and_server_keeps_serving(
     assert "Traceback" not in error.details()
     assert time.monotonic() - started < 1.0
     assert kserve_infer(model_server, GOOD, psm=7)["text"].decode().strip() == GOOD_TEXT
+
+
+HOSTILE_FILES = {
+    "PNG bomb 30000x30000": (bad.png_header_only(30000, 30000), "too many pixels"),
+    "0x0 PNG": (bad.png_header_only(0, 0), ""),
+    "1000-page TIFF": (bad.tiff_pages(1000), "1000 frames or pages"),
+    "10000-frame GIF": (bad.gif_frames(10000), "frames or pages"),
+    "PNG+ZIP polyglot": (bad.png_zip_polyglot(), "after its end"),
+    "truncated JPEG": (bad.truncated_jpeg(), "corrupt or truncated"),
+    "EPS": (bad.EPS, "not an image"),
+    "SVG": (bad.SVG, "not an image"),
+    "PSD": (bad.PSD, "not an image"),
+    "FITS": (bad.FITS, "not an image"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_FILES))
+def test_hostile_files_are_refused_over_grpc_and_rest(model_server: ModelServer, name: str) -> None:
+    data, message = HOSTILE_FILES[name]
+    started = time.monotonic()
+    request = pb.ModelInferRequest(
+        model_name="ocr-model",
+        inputs=[image_tensor()],
+        raw_input_contents=[struct.pack("<I", len(data)) + data],
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub_infer(model_server, request)
+    error: Any = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.details()
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [b64(data)]}]}
+    response = rest_infer(model_server, body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert time.monotonic() - started < 2.0
 
 
 def test_unknown_model_is_not_found(model_server: ModelServer) -> None:
