@@ -32,6 +32,11 @@ $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+TOOLS := .tools
+.PHONY: tools
+tools: $(STAMP) ## Install helm and checkov into .tools/ (offline-capable test tools)
+	bash scripts/install-tools.sh $(TOOLS)
+
 .PHONY: protos
 protos: $(STAMP) ## Regenerate the Python gRPC stubs from protos/
 	bash scripts/gen-protos.sh $(PY) $(STUBS_DIR)
@@ -56,7 +61,7 @@ lint: $(STAMP) buf-lint check-protos ## ruff, ruff format, mypy --strict, buf li
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: system-deps $(STAMP) lint ## Run every check and every test (unit, integration, e2e)
+test: system-deps $(STAMP) tools lint ## Run every check and every test (unit, integration, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: run
@@ -67,6 +72,19 @@ run: system-deps $(STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gat
 run-observed: system-deps $(STAMP) ## make run plus a local Prometheus on :9090 scraping both services
 	bash scripts/run-observed.sh $(PY)
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (5000 examples each)
+	OCR_FUZZ_EXAMPLES=$${OCR_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -p no:warnings \
+	  tests/unit/model/test_fuzz_decode.py tests/e2e/test_fuzz_api.py
+
+.PHONY: soak
+soak: system-deps $(STAMP) ## Thousands of mixed requests; prints RSS of both services and growth
+	$(PY) scripts/soak.py --requests $${SOAK_REQUESTS:-5000}
+
+.PHONY: audit
+audit: $(STAMP) ## pip-audit over the pinned dependencies (needs PyPI's JSON API for these versions)
+	$(VENV)/bin/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict
+
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -74,4 +92,4 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 
 .PHONY: clean
 clean: ## Remove the venv, node_modules and caches
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .mypy_cache .ruff_cache .pytest_cache

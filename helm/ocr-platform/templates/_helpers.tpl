@@ -1,0 +1,253 @@
+{{/*
+Names, labels and the pieces of pod specs the gateway, the model server and the test Pod share.
+Component helpers take a dict: (dict "context" $ "component" "gateway"|"model").
+*/}}
+
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "ocr-platform.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, at most 63 characters (DNS names). The release name alone when it
+already contains the chart name.
+*/}}
+{{- define "ocr-platform.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "ocr-platform.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of a component's objects: <fullname>-gateway, <fullname>-model (room left for suffixes). */}}
+{{- define "ocr-platform.componentName" -}}
+{{- printf "%s-%s" (include "ocr-platform.fullname" .context | trunc 50 | trimSuffix "-") .component }}
+{{- end }}
+
+{{/* Labels that select the release's pods. */}}
+{{- define "ocr-platform.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ocr-platform.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "ocr-platform.labels" -}}
+helm.sh/chart: {{ include "ocr-platform.chart" . }}
+{{ include "ocr-platform.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ocr-platform
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select one component's pods. */}}
+{{- define "ocr-platform.componentSelectorLabels" -}}
+{{ include "ocr-platform.selectorLabels" .context }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Labels of one component's objects. */}}
+{{- define "ocr-platform.componentLabels" -}}
+{{ include "ocr-platform.labels" .context }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* ServiceAccount of every pod. */}}
+{{- define "ocr-platform.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ocr-platform.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference of a component: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "ocr-platform.image" -}}
+{{- $image := index .context.Values .component "image" }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (default .context.Chart.AppVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the model's headless Service (deployment mode). */}}
+{{- define "ocr-platform.modelServiceName" -}}
+{{- include "ocr-platform.componentName" (dict "context" . "component" "model") }}
+{{- end }}
+
+{{/* Name of the InferenceService (inferenceservice mode); KServe adds "-predictor" to it. */}}
+{{- define "ocr-platform.inferenceServiceName" -}}
+{{- include "ocr-platform.componentName" (dict "context" . "component" "model") }}
+{{- end }}
+
+{{/*
+gRPC target the gateway calls.
+deployment: dns:/// of the headless Service on the gRPC port; DNS returns every ready model pod and
+  the gateway's round_robin policy spreads the calls (one HTTP/2 connection per pod).
+inferenceservice: KServe's predictor Service, <isvc>-predictor, whose port 80 forwards to the
+  first container port (8081, h2c) in RawDeployment mode and goes through Knative in Serverless
+  mode. That Service has a cluster IP, so balancing is per connection there; set
+  gateway.modelAddress when KServe is configured with serviceClusterIPNone (headless: use :8081).
+*/}}
+{{- define "ocr-platform.modelAddress" -}}
+{{- if .Values.gateway.modelAddress }}
+{{- .Values.gateway.modelAddress }}
+{{- else if eq .Values.model.mode "inferenceservice" }}
+{{- printf "dns:///%s-predictor.%s.svc.cluster.local:80" (include "ocr-platform.inferenceServiceName" .) .Release.Namespace }}
+{{- else }}
+{{- printf "dns:///%s.%s.svc.cluster.local:8081" (include "ocr-platform.modelServiceName" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* OpenTelemetry variables of a component (only when otel.endpoint is set). */}}
+{{- define "ocr-platform.otelEnv" -}}
+{{- $otel := .context.Values.otel }}
+{{- if $otel.endpoint -}}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $otel.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $otel.protocol | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "ocr-%s" .component | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $otel.sampler | quote }}
+{{- if $otel.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $otel.samplerArg | quote }}
+{{- end }}
+- name: OTEL_K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "k8s.namespace.name=%s,k8s.pod.name=$(OTEL_K8S_POD_NAME),service.version=%s%s" .context.Release.Namespace .context.Chart.AppVersion (ternary (printf ",%s" $otel.resourceAttributes) "" (ne $otel.resourceAttributes "")) | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Extra env of a component from its `env` map, in name order. */}}
+{{- define "ocr-platform.extraEnv" -}}
+{{- range $name, $value := index .context.Values .component "env" }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* A soft (by default) spread of a component's pods over nodes. */}}
+{{- define "ocr-platform.topologySpread" -}}
+{{- $spread := .context.Values.topologySpread }}
+{{- if $spread.enabled -}}
+topologySpreadConstraints:
+  - maxSkew: {{ $spread.maxSkew }}
+    topologyKey: {{ $spread.topologyKey }}
+    whenUnsatisfiable: {{ $spread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "ocr-platform.componentSelectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{/* Pod spec fields shared by every pod: account, pull secrets, security context. */}}
+{{- define "ocr-platform.podCommon" -}}
+serviceAccountName: {{ include "ocr-platform.serviceAccountName" . }}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/* The writable /tmp of a read-only root filesystem. */}}
+{{- define "ocr-platform.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end }}
+
+{{- define "ocr-platform.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{/* Sleep before SIGTERM; the images are Debian-based and have /bin/sleep. */}}
+{{- define "ocr-platform.preStop" -}}
+{{- if gt (int .seconds) 0 -}}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", "{{ .seconds }}"]
+{{- end }}
+{{- end }}
+
+{{/* Whether a PodDisruptionBudget makes sense: more than one replica is asked for. */}}
+{{- define "ocr-platform.wantsPdb" -}}
+{{- $c := index .context.Values .component }}
+{{- $replicas := ternary $c.autoscaling.minReplicas $c.replicaCount $c.autoscaling.enabled }}
+{{- if and (eq .component "model") (eq .context.Values.model.mode "inferenceservice") }}
+{{- $replicas = .context.Values.model.inferenceService.minReplicas }}
+{{- end }}
+{{- if and $c.pdb.enabled (gt (int $replicas) 1) }}true{{ end }}
+{{- end }}
+
+{{/* Checks of value combinations the schema cannot express. */}}
+{{- define "ocr-platform.validate" -}}
+{{- if and .Values.observability.podMonitor.enabled .Values.observability.serviceMonitor.enabled }}
+{{- fail "enable observability.podMonitor or observability.serviceMonitor, not both (every target would be scraped twice)" }}
+{{- end }}
+{{- if and .Values.observability.prometheusRule.enabled (not .Values.observability.prometheusRule.runbookBaseUrl) }}
+{{- fail "observability.prometheusRule.runbookBaseUrl is required: the runbook_url of each alert is relative to it" }}
+{{- end }}
+{{- $model := .Values.model }}
+{{- if le (int $model.terminationGracePeriodSeconds) (add $model.preStopSleepSeconds $model.gracePeriodSeconds | int) }}
+{{- fail "model.terminationGracePeriodSeconds must exceed model.preStopSleepSeconds + model.gracePeriodSeconds, or drains are cut short" }}
+{{- end }}
+{{- $gateway := .Values.gateway }}
+{{- if le (int $gateway.terminationGracePeriodSeconds) (int $gateway.preStopSleepSeconds) }}
+{{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.preStopSleepSeconds" }}
+{{- end }}
+{{- end }}
+
+{{/* Environment of the model container, in both modes. */}}
+{{- define "ocr-platform.modelEnv" -}}
+{{- $ctx := dict "context" . "component" "model" -}}
+- name: OCR_MODEL_HTTP_PORT
+  value: "8080"
+- name: OCR_MODEL_GRPC_PORT
+  value: "8081"
+- name: OCR_MODEL_WORKERS
+  value: {{ .Values.model.workers | quote }}
+- name: OCR_MODEL_GRACE_PERIOD_S
+  value: {{ .Values.model.gracePeriodSeconds | quote }}
+# One Tesseract thread per image: the worker pool, not OpenMP, uses the cores.
+- name: OMP_THREAD_LIMIT
+  value: "1"
+{{- with include "ocr-platform.otelEnv" $ctx }}{{ . | nindent 0 }}{{ end }}
+{{- with include "ocr-platform.extraEnv" $ctx }}{{ . | trimPrefix "\n" | nindent 0 }}{{ end }}
+{{- end }}
+
+{{/* Startup and readiness of the model: grpc.health.v1 on 8081 reports SERVING once the model is loaded. */}}
+{{- define "ocr-platform.modelGrpcProbes" -}}
+startupProbe:
+  grpc:
+    port: 8081
+  {{- toYaml .Values.model.probes.startup | nindent 2 }}
+readinessProbe:
+  grpc:
+    port: 8081
+  {{- toYaml .Values.model.probes.readiness | nindent 2 }}
+{{- end }}

@@ -1,0 +1,1 @@
+"""Tests of the Argo CD manifests under argocd/."""

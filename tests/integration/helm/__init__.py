@@ -1,0 +1,1 @@
+"""Offline tests of the Helm chart helm/ocr-platform: lint, schemas, security, behaviour."""

@@ -1,0 +1,71 @@
+"""helm lint --strict and helm template for every scenario; the values schema refuses mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.helm.chart import ALL_SCENARIOS, CHART, Helm, Rendered, Scenario
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_lint_strict(helm: Helm, scenario: Scenario) -> None:
+    result = helm.run("lint", "--strict", str(CHART), *scenario.args())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_template_renders_named_objects(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    docs = rendered_all[scenario.name].docs
+    assert docs, f"{scenario.name} rendered nothing"
+    for doc in docs:
+        assert doc.get("apiVersion"), doc
+        assert doc.get("kind"), doc
+        assert doc["metadata"]["name"], doc
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "ocr-platform", doc
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("gateway.servce.type=NodePort", "additional properties 'servce' not allowed"),
+        ("model.mode=knative", "model/mode"),
+        ("gateway.service.type=External", "gateway/service/type"),
+        ("model.workers=-1", "model/workers"),
+        ("otel.protocol=thrift", "otel/protocol"),
+        ("observability.podMonitor.interval=15", "observability/podMonitor/interval"),
+        ("model.env.OCR_MODEL_WORKERS=3", "invalid propertyName 'OCR_MODEL_WORKERS'"),
+    ],
+)
+def test_values_schema_rejects_typos_and_bad_values(
+    helm: Helm, override: str, message: str
+) -> None:
+    result = helm.template("--set", override)
+    assert result.returncode != 0, f"--set {override} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["observability.serviceMonitor.enabled=true"],
+            "enable observability.podMonitor or observability.serviceMonitor, not both",
+        ),
+        (
+            ["observability.prometheusRule.enabled=true"],
+            "observability.prometheusRule.runbookBaseUrl is required",
+        ),
+        (["model.terminationGracePeriodSeconds=30"], "model.terminationGracePeriodSeconds"),
+    ],
+)
+def test_contradicting_values_fail_with_a_reason(
+    helm: Helm, overrides: list[str], message: str
+) -> None:
+    args = [arg for override in overrides for arg in ("--set", override)]
+    result = helm.template(*args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr

@@ -1,0 +1,1 @@
+"""Tests of the shell scripts under scripts/ and .ci/."""
