@@ -12,7 +12,7 @@ packages=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core  # the engine, test fonts
   prometheus                                                           # make run-observed, tests
   shellcheck                                                           # script lint
-  podman runc debootstrap                                              # build and run the images
+  podman runc debootstrap catatonit                                    # build and run the images
 )
 missing=()
 for p in "${packages[@]}"; do
