@@ -55,13 +55,27 @@ def gauge(url: str, name: str) -> float:
     return 0.0
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[ModelServer, Gateway]]:
-    model = start_model_server(tmp_path, OCR_MODEL_MAX_QUEUE="64")
-    gateway = start_gateway(tmp_path, model, OCR_GATEWAY_REQUEST_TIMEOUT_S="5")
+def running_stack(tmp_path: Path, timeout_s: str) -> Iterator[tuple[ModelServer, Gateway]]:
+    model = start_model_server(
+        tmp_path, OCR_MODEL_MAX_QUEUE="64", OCR_MODEL_GRACE_PERIOD_S=timeout_s
+    )
+    gateway = start_gateway(tmp_path, model, OCR_GATEWAY_REQUEST_TIMEOUT_S=timeout_s)
     yield model, gateway
     gateway.service.stop()
     model.service.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[ModelServer, Gateway]]:
+    """Model and gateway with a 5 s request deadline (faults must answer within it)."""
+    yield from running_stack(tmp_path, "5")
+
+
+@pytest.fixture
+def draining_stack(tmp_path: Path) -> Iterator[tuple[ModelServer, Gateway]]:
+    """A generous deadline: the shutdown tests are about draining, not speed, and 20 pages on
+    a busy 2-core machine can take longer than 5 s."""
+    yield from running_stack(tmp_path, "60")
 
 
 def test_model_killed_under_load_then_restarted(
@@ -183,9 +197,9 @@ def _in_flight_burst(
 
 
 def test_sigterm_on_the_gateway_drains_in_flight_requests(
-    stack: tuple[ModelServer, Gateway],
+    draining_stack: tuple[ModelServer, Gateway],
 ) -> None:
-    _, gateway = stack
+    _, gateway = draining_stack
     statuses = _in_flight_burst(
         gateway,
         20,
@@ -199,9 +213,9 @@ def test_sigterm_on_the_gateway_drains_in_flight_requests(
 
 
 def test_sigterm_on_the_model_finishes_in_flight_requests(
-    stack: tuple[ModelServer, Gateway],
+    draining_stack: tuple[ModelServer, Gateway],
 ) -> None:
-    model, gateway = stack
+    model, gateway = draining_stack
     statuses = _in_flight_burst(
         gateway,
         20,
