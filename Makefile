@@ -72,6 +72,10 @@ run: system-deps $(STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gat
 run-observed: system-deps $(STAMP) ## make run plus a local Prometheus on :9090 scraping both services
 	bash scripts/run-observed.sh $(PY)
 
+.PHONY: bench
+bench: system-deps $(STAMP) ## Engine ceiling vs platform vs seed-style: table, docs/bench/results.json + chart
+	OMP_THREAD_LIMIT=1 $(PY) -m bench --out $${BENCH_OUT:-docs/bench}
+
 .PHONY: fuzz
 fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (5000 examples each)
 	OCR_FUZZ_EXAMPLES=$${OCR_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -p no:warnings \

@@ -1,0 +1,88 @@
+"""The engine ceiling: Tesseract alone in this process, one reused API per thread.
+
+Nothing a server adds is here (no HTTP, no gRPC, no queue): each thread decodes, prepares and
+recognises the same image in a loop through `model.engine.OcrEngine`, which is the best the
+platform can hope to do on these cores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.engine import OcrEngine, OcrOptions, TesserocrBackend
+
+from .results import CeilingResult, percentile
+from .stacks import Monitor
+
+TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
+MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class _Run:
+    images: int
+    rate: float
+    """Images per second: the sum of each thread's own rate (no bias from uneven finishes)."""
+    cpu_s: float
+    latencies_s: list[float]
+
+
+def _run(engine: OcrEngine, data: bytes, threads: int, seconds: float, min_images: int) -> _Run:
+    """Each of `threads` warmed threads recognises `data` until `seconds` pass (and at least
+    `min_images` times)."""
+    options = OcrOptions()
+    ready = threading.Barrier(threads + 1)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    rates: list[float] = []
+
+    def worker() -> None:
+        engine.recognize(data, options)  # loads the model into this thread's API: not timed
+        ready.wait()
+        mine: list[float] = []
+        started = time.perf_counter()
+        while len(mine) < min_images or time.perf_counter() - started < seconds:
+            t0 = time.perf_counter()
+            engine.recognize(data, options)
+            mine.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.extend(mine)
+            rates.append(len(mine) / elapsed)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ceiling") as pool:
+        futures = [pool.submit(worker) for _ in range(threads)]
+        ready.wait()
+        cpu_started = time.process_time()
+        for future in futures:
+            future.result()
+        cpu_s = time.process_time() - cpu_started
+    return _Run(len(latencies), sum(rates), cpu_s, latencies)
+
+
+def measure_ceiling(
+    data: bytes, threads: int, seconds: float, min_images: int = 3
+) -> CeilingResult:
+    """Images per second with `threads` threads, and the per-image latency on one thread."""
+    # Tesseract's OpenMP threads would compete with our threads for the same cores.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    engine = OcrEngine(TesserocrBackend(TESSDATA), max_pixels=MAX_PIXELS)
+    single = _run(engine, data, 1, seconds, min_images)
+    with Monitor({}) as monitor:
+        multi = _run(engine, data, threads, seconds, min_images)
+    return CeilingResult(
+        threads=threads,
+        images=multi.images,
+        throughput=multi.rate,
+        p50_ms=percentile(multi.latencies_s, 50) * 1000,
+        cpu_ms_per_image=multi.cpu_s * 1000 / multi.images,
+        background_cpu_pct=monitor.background_cpu_pct,
+        single_images=single.images,
+        single_throughput=single.rate,
+        single_p50_ms=percentile(single.latencies_s, 50) * 1000,
+    )

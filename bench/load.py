@@ -1,0 +1,118 @@
+"""The load generator: `concurrency` clients in a closed loop, each waiting for its answer.
+
+One `httpx.AsyncClient` with a connection per client uploads the same prebuilt multipart body
+(so the client spends its CPU on sending, not on encoding). A level sends `count` requests; if
+`deadline_s` passes first, the requests still in flight are cancelled and counted apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from .workloads import Workload
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart/form-data body with one `image_file` part, built once."""
+
+    body: bytes
+    content_type: str
+
+    @classmethod
+    def of(cls, workload: Workload) -> Upload:
+        boundary = uuid.uuid4().hex
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="image_file"; filename="{workload.filename}"\r\n'
+            f"Content-Type: {workload.content_type}\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        return cls(head + workload.data + tail, f"multipart/form-data; boundary={boundary}")
+
+
+@dataclass
+class LoadOutcome:
+    """What the clients saw in one level."""
+
+    sent: int = 0
+    ok: int = 0
+    cancelled: int = 0
+    seconds: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    first_body: str = ""
+
+
+async def _level(
+    url: str, upload: Upload, concurrency: int, count: int, deadline_s: float
+) -> LoadOutcome:
+    outcome = LoadOutcome()
+    headers = {"content-type": upload.content_type}
+    in_flight = 0
+    last_ok = started = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    timeout = httpx.Timeout(deadline_s + 5)
+
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+
+        async def worker() -> None:
+            nonlocal in_flight, last_ok
+            while outcome.sent < count:
+                outcome.sent += 1
+                in_flight += 1
+                sent_at = time.perf_counter()
+                try:
+                    response = await client.post(url, content=upload.body, headers=headers)
+                except httpx.HTTPError as exc:
+                    outcome.statuses[type(exc).__name__] += 1
+                    continue
+                finally:
+                    in_flight -= 1
+                done_at = time.perf_counter()
+                outcome.statuses[str(response.status_code)] += 1
+                if response.status_code == 200:
+                    outcome.ok += 1
+                    outcome.latencies_s.append(done_at - sent_at)
+                    last_ok = done_at
+                    if not outcome.first_body:
+                        outcome.first_body = response.text
+
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        _, pending = await asyncio.wait(tasks, timeout=deadline_s)
+        outcome.cancelled = in_flight if pending else 0
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    outcome.seconds = last_ok - started
+    return outcome
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on uvloop when it is installed (a lighter client), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def run_level(
+    url: str, upload: Upload, concurrency: int, count: int, deadline_s: float
+) -> LoadOutcome:
+    """Send `count` uploads with `concurrency` clients; stop at `deadline_s` seconds."""
+    return _run(_level(url, upload, concurrency, count, deadline_s))
