@@ -193,7 +193,8 @@ def table(results: list[WorkloadResult], found: list[Target]) -> str:
         c, r = result.ceiling, ratios(result)
         lines += [
             f"== {result.name}: {result.description}, {result.image_bytes} bytes ==",
-            f"engine ceiling: {c.throughput:.2f} img/s on {c.threads} threads (p50 "
+            f"engine ceiling: {c.throughput:.2f} img/s on {c.threads} threads (runs before/after "
+            f"the platform: {' / '.join(f'{x:.2f}' for x in c.runs)}; p50 "
             f"{c.p50_ms:.1f} ms, {c.cpu_ms_per_image:.1f} CPU ms/img, bg "
             f"{c.background_cpu_pct:.0f}%); 1 thread {c.single_throughput:.2f} img/s, "
             f"p50 {c.single_p50_ms:.1f} ms",
@@ -256,7 +257,7 @@ def _first_line(args: list[str]) -> str | None:
 
 
 def _git_commit() -> str | None:
-    return _first_line(["git", "rev-parse", "--short", "HEAD"])
+    return _first_line(["git", "describe", "--always", "--dirty"])
 
 
 def _cli_version() -> str | None:

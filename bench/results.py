@@ -30,7 +30,9 @@ class CeilingResult:
     threads: int
     images: int
     throughput: float
-    """Images per second with `threads` threads."""
+    """Images per second with `threads` threads (the mean of `runs`)."""
+    runs: list[float]
+    """Throughput of each `threads`-thread run: before the platform's levels, then after."""
     p50_ms: float
     """Per-image latency with `threads` threads."""
     cpu_ms_per_image: float
@@ -72,6 +74,8 @@ class LevelResult:
     """Mean engine stage time (decode, preprocess, recognise) per image, from the same metrics."""
     background_cpu_pct: float = 0.0
     """Share of the machine's CPU taken by processes that are not part of the run."""
+    background_top: list[str] = field(default_factory=list)
+    """The processes behind `background_cpu_pct`, most CPU first."""
 
     def cpu_ms_per_request(self, role: str) -> float:
         """CPU milliseconds `role` spent per successful request."""

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ceiling import measure_ceiling
+from .ceiling import measure_ceiling, remeasure_ceiling
 from .load import Upload, run_level
 from .results import LevelResult, PathResult, WorkloadResult, percentile
 from .stacks import Monitor, PlatformStack, SeedStack, Stack, engine_counters
@@ -108,6 +108,7 @@ def _measure_level(
         queue_wait_ms=queue_wait_ms,
         engine_ms_per_image=engine_ms,
         background_cpu_pct=monitor.background_cpu_pct,
+        background_top=monitor.background_top,
     )
 
 
@@ -161,6 +162,7 @@ def _progress(path: str, level: LevelResult) -> str:
         f"  {path:<10} c={level.concurrency:<3} {level.ok}/{level.requests} ok{cut} in "
         f"{level.seconds:.1f}s: {level.throughput:.2f} img/s, p50 {level.p50_ms:.0f} ms{busy}, "
         f"others {level.background_cpu_pct:.0f}% CPU"
+        + (f" ({', '.join(level.background_top)})" if level.background_cpu_pct > 10 else "")
     )
 
 
@@ -184,6 +186,8 @@ def run(plan: Plan, workloads: list[Workload], log_dir: Path, log: Log) -> list[
             platform_result = _measure_platform(
                 plan, platform, upload, ceiling.single_throughput, ceiling.throughput, log
             )
+            ceiling = remeasure_ceiling(ceiling, workload.data, plan.ceiling_seconds)
+            log(f"  ceiling    again: mean {ceiling.throughput:.2f} img/s")
             seed_result = _measure_seed(plan, seed, upload, ceiling.single_p50_ms / 1000, log)
             results.append(
                 WorkloadResult(

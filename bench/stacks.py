@@ -295,6 +295,16 @@ def _cpu_s(process: psutil.Process, children: bool) -> float:
     return total
 
 
+def _cpu_by_process() -> dict[tuple[int, str], float]:
+    """CPU seconds so far of every process on the machine, by (pid, name)."""
+    found: dict[tuple[int, str], float] = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info.get("cpu_times")
+        if times is not None:
+            found[(proc.pid, proc.info.get("name") or "?")] = float(times.user + times.system)
+    return found
+
+
 def _busy_cpu_s() -> float:
     """CPU seconds the whole machine spent busy (every process, every core) since boot."""
     times = psutil.cpu_times()
@@ -358,6 +368,9 @@ class Monitor:
         self._busy0 = self._wall0 = 0.0
         self.background_cpu_pct = 0.0
         """Share of the machine's CPU capacity used by processes not in `pids` nor this one."""
+        self.background_top: list[str] = []
+        """The other processes that took the most CPU meanwhile, as `name[pid] seconds`."""
+        self._others0: dict[tuple[int, str], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_loop, name="monitor", daemon=True)
         self.usage: dict[str, Usage] = {}
@@ -379,6 +392,7 @@ class Monitor:
         for proc in self._procs.values():
             _reset_peak_rss(proc.pid)
         self._cpu0 = {role: _cpu_s(p, role != "client") for role, p in self._procs.items()}
+        self._others0 = _cpu_by_process()
         self._busy0, self._wall0 = _busy_cpu_s(), time.monotonic()
         if self._tree_roles:
             self._thread.start()
@@ -404,3 +418,20 @@ class Monitor:
         capacity = (time.monotonic() - self._wall0) * (psutil.cpu_count() or 1)
         other = _busy_cpu_s() - self._busy0 - ours
         self.background_cpu_pct = max(0.0, 100.0 * other / capacity) if capacity > 0 else 0.0
+        self.background_top = self._top_others()
+
+    def _top_others(self, count: int = 3, min_s: float = 0.5) -> list[str]:
+        ours = {p.pid for p in self._procs.values()}
+        # The other stack is this process's child too, but not part of this measurement.
+        for role, proc in self._procs.items():
+            if role == "client":
+                continue
+            with contextlib.suppress(psutil.NoSuchProcess):
+                ours.update(child.pid for child in proc.children(recursive=True))
+        spent = [
+            (seconds - self._others0.get(key, 0.0), key)
+            for key, seconds in _cpu_by_process().items()
+            if key[0] not in ours
+        ]
+        spent.sort(reverse=True)
+        return [f"{name}[{pid}] {cpu:.1f}s" for cpu, (pid, name) in spent[:count] if cpu >= min_s]
