@@ -4,7 +4,7 @@ Every dependency is ``async def``: FastAPI runs a plain ``def`` in its threadpoo
 hops cost about a quarter of the gateway's CPU per request (py-spy, see README Performance).
 """
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -13,29 +13,30 @@ from gateway.context import elapsed_ms, request_id_of
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
+_T = TypeVar("_T")
+
+
+def _app_state(request: Request, name: str, kind: type[_T], hint: str) -> _T:
+    """`app.state.<name>`, checked to be a `kind`; a clear error names what was missed."""
+    value = getattr(request.app.state, name, None)
+    if not isinstance(value, kind):
+        raise RuntimeError(f"app.state.{name} is not set; {hint}")
+    return value
+
 
 async def get_settings(request: Request) -> GatewaySettings:
     """The settings the app was created with."""
-    settings = request.app.state.settings
-    if not isinstance(settings, GatewaySettings):
-        raise RuntimeError("app.state.settings is not set; build the app with create_app()")
-    return settings
+    return _app_state(request, "settings", GatewaySettings, "build the app with create_app()")
 
 
 async def get_inference_client(request: Request) -> InferenceClient:
     """The model client opened by the app's lifespan."""
-    client = getattr(request.app.state, "inference_client", None)
-    if not isinstance(client, InferenceClient):
-        raise RuntimeError("no inference client; is the app's lifespan running?")
-    return client
+    return _app_state(request, "inference_client", InferenceClient, "is the lifespan running?")
 
 
 async def get_metrics(request: Request) -> GatewayMetrics:
     """The app's Prometheus metrics."""
-    metrics = request.app.state.metrics
-    if not isinstance(metrics, GatewayMetrics):
-        raise RuntimeError("app.state.metrics is not set; build the app with create_app()")
-    return metrics
+    return _app_state(request, "metrics", GatewayMetrics, "build the app with create_app()")
 
 
 async def get_request_id(request: Request) -> str:

@@ -80,18 +80,9 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         self.metrics.in_flight.inc()
         try:
             result = await self._pool.recognize(image, options, budget)
-        except EngineInputError as exc:
+        except Exception as exc:
             self.metrics.record_error(lang)
-            raise InvalidInput(str(exc)) from None
-        except EngineBusyError as exc:
-            self.metrics.record_error(lang)
-            raise ModelOverloaded(str(exc)) from None
-        except EngineTimeoutError as exc:
-            self.metrics.record_error(lang)
-            raise ModelTimeout(f"OCR stopped: {exc}") from None
-        except Exception:
-            self.metrics.record_error(lang)  # an engine failure, not the client's fault
-            raise
+            raise _protocol_error(exc) from None
         finally:
             self.metrics.in_flight.dec()
         self.metrics.record_success(lang, result)
@@ -103,3 +94,15 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             }
         )
         return codec.build_response(payload, result, self.name)
+
+
+def _protocol_error(exc: Exception) -> Exception:
+    """The protocol error for an engine failure; anything unexpected stays as it is."""
+    if isinstance(exc, EngineInputError):
+        invalid: Exception = InvalidInput(str(exc))  # kserve is untyped
+        return invalid
+    if isinstance(exc, EngineBusyError):
+        return ModelOverloaded(str(exc))
+    if isinstance(exc, EngineTimeoutError):
+        return ModelTimeout(f"OCR stopped: {exc}")
+    return exc

@@ -65,11 +65,6 @@ class EnginePool:
         self._lock = threading.Lock()
         self._pending = 0
 
-    @property
-    def pending(self) -> int:
-        """Requests queued or running right now."""
-        return self._pending
-
     def warm(self, timeout_s: float = 120.0) -> None:
         """Start every worker and load the default model in each (blocks until done)."""
         # The barrier holds each task until all have started, so each lands on its own thread.

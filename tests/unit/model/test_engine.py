@@ -197,7 +197,3 @@ def test_pytesseract_backend_matches_the_cli(tmp_path: Path) -> None:
     assert [w.text for w in result.words] == ["Command", "line", "parity", "5"]
     with pytest.raises(InvalidOptionError):
         engine.recognize(path.read_bytes(), OcrOptions(lang="zzz"))
-
-
-def test_image_helper_sanity() -> None:
-    assert Image.open(__import__("io").BytesIO(line_png("x"))).size == (800, 80)
