@@ -1,7 +1,9 @@
 """The load generator: `concurrency` clients in a closed loop, each waiting for its answer.
 
-One `httpx.AsyncClient` with a connection per client uploads the same prebuilt multipart body
-(so the client spends its CPU on sending, not on encoding). A level sends `count` requests; if
+One `aiohttp.ClientSession` with a connection per client uploads the same prebuilt multipart body
+(so the client spends its CPU on sending, not on encoding). aiohttp, not httpx: the load
+generator shares the machine's cores with what it measures, and aiohttp costs about a third of
+httpx's CPU per request (0.5 vs 1.6 ms on a one-line image). A level sends `count` requests; if
 `deadline_s` passes first, the requests still in flight are cancelled and counted apart.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 
 from .workloads import Workload
 
@@ -62,10 +64,10 @@ async def _level(
     headers = {"content-type": upload.content_type}
     in_flight = 0
     last_ok = started = time.perf_counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(deadline_s + 5)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=deadline_s + 5)
 
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
 
         async def worker() -> None:
             nonlocal in_flight, last_ok
@@ -74,20 +76,21 @@ async def _level(
                 in_flight += 1
                 sent_at = time.perf_counter()
                 try:
-                    response = await client.post(url, content=upload.body, headers=headers)
-                except httpx.HTTPError as exc:
+                    async with client.post(url, data=upload.body, headers=headers) as response:
+                        body = await response.read()
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     outcome.statuses[type(exc).__name__] += 1
                     continue
                 finally:
                     in_flight -= 1
                 done_at = time.perf_counter()
-                outcome.statuses[str(response.status_code)] += 1
-                if response.status_code == 200:
+                outcome.statuses[str(response.status)] += 1
+                if response.status == 200:
                     outcome.ok += 1
                     outcome.latencies_s.append(done_at - sent_at)
                     last_ok = done_at
                     if not outcome.first_body:
-                        outcome.first_body = response.text
+                        outcome.first_body = body.decode("utf-8", "replace")
 
         tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
         _, pending = await asyncio.wait(tasks, timeout=deadline_s)
