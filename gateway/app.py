@@ -90,13 +90,16 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
         header=settings.api_key_header,
         per_minute=settings.rate_limit_per_minute,
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_allow_origins,  # empty: no cross-origin access at all
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
-        expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
-    )
+    if settings.cors_allow_origins:
+        # Without allowed origins no CORS layer at all: an answer without CORS headers is
+        # what denies browsers, and every request skips a layer that would only say no.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+        )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(ocr_router)

@@ -4,7 +4,7 @@ import logging
 import time
 from typing import Annotated, Final
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from gateway.deps import (
     InferenceClientDep,
@@ -33,6 +33,7 @@ router = APIRouter(tags=["ocr"])
 @router.post(
     "/gateway/ocr",
     summary="Recognise the text in an image",
+    response_model=OcrResponse,
     responses=error_responses(413, 415, 422, 429, 500, 502, 503, 504),
 )
 async def recognise(
@@ -57,8 +58,12 @@ async def recognise(
         int | None,
         Form(ge=0, le=13, description="Tesseract page segmentation mode; model default if unset."),
     ] = None,
-) -> OcrResponse:
-    """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it."""
+) -> Response:
+    """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it.
+
+    The answer is serialised here by pydantic, straight to JSON bytes: returned as a model,
+    FastAPI would validate it again and go through `jsonable_encoder` and `json.dumps`.
+    """
     # FastAPI binds the first of several same-named parts; two images in one call is an error.
     files = (await request.form()).getlist("image_file")
     if len(files) > 1:
@@ -85,7 +90,7 @@ async def recognise(
         len(result.words),
         model_ms,
     )
-    return OcrResponse(
+    answer = OcrResponse(
         text=result.text,
         confidence=round(result.confidence, 2),
         words=result.words,
@@ -94,3 +99,4 @@ async def recognise(
         request_id=request_id,
         timings=Timings(total_ms=round(stopwatch.elapsed_ms(), 3), model_ms=round(model_ms, 3)),
     )
+    return Response(answer.model_dump_json(), media_type="application/json")
