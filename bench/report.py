@@ -61,6 +61,10 @@ def ratios(result: WorkloadResult) -> dict[str, float | None]:
         "platform_over_seed_c8": _ratio(_throughput(platform, 8), _throughput(seed, 8)),
         "added_latency_c1_ms": None if c1 is None else c1.p50_ms - ceiling.single_p50_ms,
         "c64_over_c8": _ratio(_throughput(platform, 64), _throughput(platform, 8)),
+        "model_grpc_over_ceiling_c8": _ratio(
+            None if result.model_grpc is None else result.model_grpc.throughput,
+            ceiling.throughput,
+        ),
         "seed_c64_over_c8": _ratio(_throughput(seed, 64), _throughput(seed, 8)),
     }
 
@@ -152,7 +156,9 @@ _HEADER = (
 _LEGEND = (
     "eng%: engine busy share (model metrics); wait: mean queue wait for a worker; "
     "gw/mdl/cli cpu: CPU ms per ok request\nof the gateway, the model (with its child "
-    "processes) and this client; MB: peak RSS; bg%: machine CPU taken by other processes"
+    "processes) and this client; MB: peak RSS; bg%: machine CPU taken by other processes\n"
+    "model-grpc: the platform's model server called over gRPC by this client, no gateway "
+    "(a diagnostic, not a target)"
 )
 
 
@@ -170,12 +176,26 @@ def _overhead(level: LevelResult | None, engine_cpu_ms: float) -> str:
     )
 
 
+def _model_alone(level: LevelResult | None, engine_cpu_ms: float, ratio: float | None) -> str:
+    """The model server without the gateway: how much of the gap to the ceiling is its own."""
+    if level is None or level.ok == 0:
+        return "model server alone over gRPC: not measured"
+    model = level.cpu_ms_per_request("model") - engine_cpu_ms
+    return (
+        f"model server alone over gRPC at c={level.concurrency} (no gateway, no HTTP): "
+        f"{_fmt(ratio)} of the ceiling; model overhead {model:.1f} + client "
+        f"{level.cpu_ms_per_request('client'):.1f} CPU ms per request"
+    )
+
+
 #: Above this share of the machine's CPU taken by other processes, a workload is flagged.
 BUSY_MACHINE_PCT = 10.0
 
 
 def _worst_background(result: WorkloadResult) -> float:
     levels = [*result.platform.levels, *result.seed_style.levels]
+    if result.model_grpc is not None:
+        levels.append(result.model_grpc)
     return max([result.ceiling.background_cpu_pct, *(lvl.background_cpu_pct for lvl in levels)])
 
 
@@ -200,12 +220,14 @@ def table(results: list[WorkloadResult], found: list[Target]) -> str:
             f"p50 {c.single_p50_ms:.1f} ms",
             _HEADER,
             *(_level_row("platform", level) for level in result.platform.levels),
+            *([_level_row("model-grpc", result.model_grpc)] if result.model_grpc else []),
             *(_level_row("seed-style", level) for level in result.seed_style.levels),
             f"platform/ceiling c=8 {_fmt(r['platform_over_ceiling_c8'])}, "
             f"c=64 {_fmt(r['platform_over_ceiling_c64'])} | platform/seed-style c=8 "
             f"{_fmt(r['platform_over_seed_c8'], digits=1)} | added latency c=1 "
             f"{_fmt(r['added_latency_c1_ms'], 'ms')} | c=64/c=8 {_fmt(r['c64_over_c8'])}",
             _overhead(result.platform.at(8), c.cpu_ms_per_image),
+            _model_alone(result.model_grpc, c.cpu_ms_per_image, r["model_grpc_over_ceiling_c8"]),
             f"peak RSS: platform gateway {result.platform.peak_rss_mb('gateway'):.0f} MB, "
             f"model {result.platform.peak_rss_mb('model'):.0f} MB; seed-style gateway "
             f"{result.seed_style.peak_rss_mb('gateway'):.0f} MB, "
@@ -310,6 +332,7 @@ def to_json(
                 "ceiling": dataclasses.asdict(r.ceiling),
                 "platform": _path_json(r.platform),
                 "seed_style": _path_json(r.seed_style),
+                "model_grpc": None if r.model_grpc is None else dataclasses.asdict(r.model_grpc),
                 "ratios": ratios(r),
                 "max_background_cpu_pct": _worst_background(r),
                 "peak_rss_mb": {

@@ -117,3 +117,5 @@ class WorkloadResult:
     ceiling: CeilingResult
     platform: PathResult
     seed_style: PathResult
+    model_grpc: LevelResult | None = None
+    """The platform's model server driven over gRPC without the gateway (a diagnostic)."""

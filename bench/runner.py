@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ceiling import measure_ceiling, remeasure_ceiling
-from .load import Upload, run_level
+from .load import LoadOutcome, Upload, run_grpc_level, run_level
 from .results import LevelResult, PathResult, WorkloadResult, percentile
 from .stacks import Monitor, PlatformStack, SeedStack, Stack, engine_counters
 from .workloads import Workload
@@ -72,13 +72,40 @@ def _sample_text(body: str) -> str:
     return str(text).strip().replace("\n", " | ")[:80]
 
 
+#: The direct gRPC level runs at the concurrency of the main throughput target.
+DIRECT_CONCURRENCY = 8
+
+Load = Callable[[int, int, float], LoadOutcome]
+"""Sends (concurrency, count, deadline_s) to a stack and reports what came back."""
+
+
+def _http_load(stack: Stack, upload: Upload) -> Load:
+    def load(concurrency: int, count: int, deadline_s: float) -> LoadOutcome:
+        return run_level(stack.upload_url, upload, concurrency, count, deadline_s)
+
+    return load
+
+
+def _grpc_load(stack: Stack, image: bytes) -> Load:
+    def load(concurrency: int, count: int, deadline_s: float) -> LoadOutcome:
+        return run_grpc_level(stack.grpc_target, image, concurrency, count, deadline_s)
+
+    return load
+
+
 def _measure_level(
     stack: Stack, upload: Upload, concurrency: int, count: int, deadline_s: float
+) -> LevelResult:
+    return _measure_load(stack, _http_load(stack, upload), concurrency, count, deadline_s)
+
+
+def _measure_load(
+    stack: Stack, load: Load, concurrency: int, count: int, deadline_s: float
 ) -> LevelResult:
     stack.ensure_started()
     before = engine_counters(stack.metrics_url)
     with Monitor(stack.pids(), stack.tree_roles) as monitor:
-        outcome = run_level(stack.upload_url, upload, concurrency, count, deadline_s)
+        outcome = load(concurrency, count, deadline_s)
     after = engine_counters(stack.metrics_url)
     if outcome.cancelled:
         stack.cut_short()
@@ -135,6 +162,22 @@ def _measure_platform(
     return result
 
 
+def _measure_model_grpc(
+    plan: Plan, stack: Stack, image: bytes, rate: float, log: Log
+) -> LevelResult:
+    """The model server alone: the gateway's gRPC request straight from this process.
+
+    Not a target of its own: it splits the platform's gap to the ceiling into what the model
+    server and the gRPC hop cost and what the HTTP front adds.
+    """
+    count = _platform_count(plan, DIRECT_CONCURRENCY, rate)
+    level = _measure_load(
+        stack, _grpc_load(stack, image), DIRECT_CONCURRENCY, count, 30 + 3 * count / rate
+    )
+    log(_progress("model-grpc", level))
+    return level
+
+
 def _measure_seed(
     plan: Plan, stack: Stack, upload: Upload, single_latency_s: float, log: Log
 ) -> PathResult:
@@ -186,6 +229,7 @@ def run(plan: Plan, workloads: list[Workload], log_dir: Path, log: Log) -> list[
             platform_result = _measure_platform(
                 plan, platform, upload, ceiling.single_throughput, ceiling.throughput, log
             )
+            model_grpc = _measure_model_grpc(plan, platform, workload.data, ceiling.throughput, log)
             ceiling = remeasure_ceiling(ceiling, workload.data, plan.ceiling_seconds)
             log(f"  ceiling    again: mean {ceiling.throughput:.2f} img/s")
             seed_result = _measure_seed(plan, seed, upload, ceiling.single_p50_ms / 1000, log)
@@ -199,6 +243,7 @@ def run(plan: Plan, workloads: list[Workload], log_dir: Path, log: Log) -> list[
                     ceiling=ceiling,
                     platform=platform_result,
                     seed_style=seed_result,
+                    model_grpc=model_grpc,
                 )
             )
         return results

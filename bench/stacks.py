@@ -122,6 +122,8 @@ class Stack:
         self.settings: dict[str, str] = {}
         self.upload_url = ""
         self.metrics_url = ""
+        self.grpc_target = ""
+        """host:port of the model server's gRPC (KServe v2) endpoint."""
         self.stopped = False
         """True after `cut_short`: `ensure_started` starts it again."""
 
@@ -159,6 +161,7 @@ class Stack:
         self.settings = {"model": _describe(model_env), "gateway": gateway.settings}
         self.upload_url = f"http://{HOST}:{gateway_port}/gateway/ocr"
         self.metrics_url = f"http://{HOST}:{http_port}/metrics"
+        self.grpc_target = f"{HOST}:{grpc_port}"
         self.stopped = False
         deadline = time.monotonic() + self._ready_timeout_s
         while not all(http_ok(url) for url in gateway.ready_urls):

@@ -42,6 +42,7 @@ def test_prints_the_table_with_ratios_and_targets(bench_run: tuple[str, Path]) -
     for path in ("platform", "seed-style"):
         assert path in stdout
     assert "platform/ceiling c=8" in stdout
+    assert "model server alone over gRPC" in stdout
     assert "targets (issue 6):" in stdout
 
 
@@ -60,9 +61,16 @@ def test_writes_results_json_with_every_part(bench_run: tuple[str, Path]) -> Non
             assert {"throughput", "p50_ms", "p95_ms", "p99_ms", "errors", "usage"} <= level.keys()
             assert {"gateway", "model", "client"} <= level["usage"].keys()
         assert levels[0]["ok"] > 0
-    assert {"platform_over_ceiling_c8", "platform_over_seed_c8", "added_latency_c1_ms"} <= line[
-        "ratios"
-    ].keys()
+    direct = line["model_grpc"]
+    assert direct["concurrency"] == 8
+    assert direct["ok"] > 0
+    assert direct["errors"] == 0
+    assert {
+        "platform_over_ceiling_c8",
+        "platform_over_seed_c8",
+        "added_latency_c1_ms",
+        "model_grpc_over_ceiling_c8",
+    } <= line["ratios"].keys()
     assert data["targets"]
     assert all({"name", "value", "threshold", "met"} <= t.keys() for t in data["targets"])
 
