@@ -93,16 +93,29 @@ class ModelMetrics:
         self.empty_results = Counter(
             "ocr_empty_results", "Results with no recognised text.", registry=registry
         )
+        self.cache_lookups = Counter(
+            "ocr_result_cache_lookups",
+            "Result cache lookups by outcome (hit or miss); none while the cache is off.",
+            ["result"],
+            registry=registry,
+        )
+        self.cache_entries = Gauge(
+            "ocr_result_cache_entries", "Results held by the result cache.", registry=registry
+        )
 
-    def record_success(self, lang: str, result: OcrResult) -> None:
-        """Account for one recognised image (call inside the request's span for exemplars)."""
-        trace_exemplar = exemplar()
-        timings = result.timings
-        for stage, seconds in zip(
-            STAGES, (timings.decode_s, timings.preprocess_s, timings.recognize_s), strict=True
-        ):
-            self.stage_duration.labels(stage).observe(seconds, trace_exemplar)
-        self.queue_wait.observe(timings.queue_s, trace_exemplar)
+    def record_success(self, lang: str, result: OcrResult, *, cached: bool = False) -> None:
+        """Account for one answered image (call inside the request's span for exemplars).
+
+        A `cached` result took no engine time: its stage and queue timings are not observed.
+        """
+        if not cached:
+            trace_exemplar = exemplar()
+            timings = result.timings
+            for stage, seconds in zip(
+                STAGES, (timings.decode_s, timings.preprocess_s, timings.recognize_s), strict=True
+            ):
+                self.stage_duration.labels(stage).observe(seconds, trace_exemplar)
+            self.queue_wait.observe(timings.queue_s, trace_exemplar)
         self.image_pixels.observe(result.width * result.height)
         text = result.text.strip()
         self.characters.observe(len(text))

@@ -17,7 +17,16 @@ from opentelemetry import trace
 
 from . import codec
 from .deadlines import time_left
-from .engine import EngineBusyError, EngineInputError, EnginePool, EngineTimeoutError, OcrOptions
+from .engine import (
+    EngineBusyError,
+    EngineInputError,
+    EnginePool,
+    EngineTimeoutError,
+    OcrOptions,
+    OcrResult,
+    ResultCache,
+)
+from .engine.cache import CacheKey
 from .errors import ModelOverloaded, ModelTimeout
 from .metrics import ModelMetrics
 
@@ -32,12 +41,14 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         defaults: OcrOptions,
         metrics: ModelMetrics,
         max_request_s: float = 60.0,
+        cache: ResultCache | None = None,
     ) -> None:
         super().__init__(name)
         self._pool = pool
         self._defaults = defaults
         self.metrics = metrics
         self._max_request_s = max_request_s
+        self._cache = cache
 
     def load(self) -> bool:
         """Start the engine workers and load the default language in each."""
@@ -56,6 +67,19 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return codec.OUTPUT_TYPES
+
+    def _cached(self, key: CacheKey | None) -> OcrResult | None:
+        """The cached result for `key`, counted as a hit or a miss; None without a cache."""
+        if self._cache is None or key is None:
+            return None
+        result = self._cache.get(key)
+        self.metrics.cache_lookups.labels("miss" if result is None else "hit").inc()
+        return result
+
+    def _remember(self, key: CacheKey | None, result: OcrResult) -> None:
+        if self._cache is not None and key is not None:
+            self._cache.put(key, result)
+            self.metrics.cache_entries.set(len(self._cache))
 
     async def predict(
         self,
@@ -77,20 +101,26 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
         remaining = time_left()
         budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
-        self.metrics.in_flight.inc()
-        try:
-            result = await self._pool.recognize(image, options, budget)
-        except Exception as exc:
-            self.metrics.record_error(lang)
-            raise _protocol_error(exc) from None
-        finally:
-            self.metrics.in_flight.dec()
-        self.metrics.record_success(lang, result)
+        key = None if self._cache is None else await self._cache.key(image, options)
+        result = self._cached(key)
+        cache_hit = result is not None
+        if result is None:
+            self.metrics.in_flight.inc()
+            try:
+                result = await self._pool.recognize(image, options, budget)
+            except Exception as exc:
+                self.metrics.record_error(lang)
+                raise _protocol_error(exc) from None
+            finally:
+                self.metrics.in_flight.dec()
+            self._remember(key, result)
+        self.metrics.record_success(lang, result, cached=cache_hit)
         span.set_attributes(
             {
                 "ocr.pixels": result.width * result.height,
                 "ocr.words": len(result.words),
                 "ocr.confidence": result.confidence,
+                "ocr.cache_hit": cache_hit,
             }
         )
         return codec.build_response(payload, result, self.name)

@@ -30,6 +30,7 @@ from .engine import (
     OcrEngine,
     OcrOptions,
     PytesseractBackend,
+    ResultCache,
     TesserocrBackend,
     available_cpus,
 )
@@ -177,4 +178,10 @@ def create_model(settings: ModelSettings, metrics: ModelMetrics | None = None) -
     pool = EnginePool(engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue)
     logger.info("OCR engine %s with %d worker threads", settings.engine, workers)
     metrics = metrics or ModelMetrics(CollectorRegistry())
-    return OcrModel(settings.model_name, pool, defaults, metrics, settings.max_request_s)
+    cache = None
+    if settings.result_cache_entries:
+        cache = ResultCache(settings.result_cache_entries)
+        logger.info("result cache of %d entries", settings.result_cache_entries)
+    return OcrModel(
+        settings.model_name, pool, defaults, metrics, settings.max_request_s, cache=cache
+    )

@@ -61,6 +61,10 @@ class ModelSettings(BaseSettings):
     """Largest gRPC message received or sent; keep it above the gateway's upload limit plus
     4 MiB of headroom (the default 32 MiB fits the gateway's default 20 MiB)."""
 
+    result_cache_entries: int = Field(default=0, ge=0)
+    """Results kept for repeated uploads (same bytes, same options), least recently used
+    evicted first; 0 turns the cache off. A one-line result is a few KiB, a dense page ~100 KiB."""
+
     grace_period_s: int = Field(default=30, ge=0)
     """Seconds in-flight requests get to finish on shutdown."""
 

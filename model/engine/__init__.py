@@ -1,6 +1,7 @@
 """Tesseract OCR engine, independent of any serving framework."""
 
 from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_languages
+from .cache import ResultCache
 from .engine import OcrEngine
 from .pool import EnginePool, available_cpus
 from .types import (
@@ -27,6 +28,7 @@ __all__ = [
     "OcrOptions",
     "OcrResult",
     "PytesseractBackend",
+    "ResultCache",
     "StageTimings",
     "TesserocrBackend",
     "Word",

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
 from gateway.protocol import pb, pb_grpc
-from tests.conftest import ModelServer
+from tests.conftest import ModelServer, start_model_server
 from tests.support import bad_inputs as bad
 from tests.support.images import TESTDATA, line_png
 from tests.support.text import cer
@@ -373,3 +373,18 @@ def test_metrics_on_the_http_port(model_server: ModelServer) -> None:
     response = httpx.get(f"{model_server.rest_url}/metrics", timeout=5)
     assert response.status_code == 200
     assert "request_predict_seconds" in response.text
+
+
+def test_result_cache_from_the_environment(tmp_path: Path) -> None:
+    server = start_model_server(tmp_path, OCR_MODEL_RESULT_CACHE_ENTRIES="8")
+    try:
+        first = kserve_infer(server, GOOD, psm=7)
+        second = kserve_infer(server, GOOD, psm=7)
+        assert second == first
+        assert first["text"].decode().strip() == GOOD_TEXT
+        metrics = httpx.get(f"{server.rest_url}/metrics", timeout=5).text
+        assert 'ocr_result_cache_lookups_total{result="hit"} 1.0' in metrics
+        assert 'ocr_result_cache_lookups_total{result="miss"} 1.0' in metrics
+        assert 'ocr_stage_duration_seconds_count{stage="recognize"} 1.0' in metrics
+    finally:
+        server.service.stop()
