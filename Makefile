@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 BUF := node_modules/.bin/buf
 PROTO := protos/grpc_predict_v2.proto
 STUBS_DIR := gateway/protocol
@@ -16,12 +17,21 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps: ## Install Tesseract and fonts from apt when missing (needs root)
-	@bash scripts/install-system-deps.sh
+system-deps: ## Install every apt package the tests use when missing (needs root)
+	@bash scripts/install-system-deps.sh test
 
-$(STAMP): pyproject.toml constraints.txt
+.PHONY: run-deps
+run-deps: ## Install only what serving needs from apt: Tesseract, English and OSD data
+	@bash scripts/install-system-deps.sh run
+
+# Serving needs the gateway and model extras only; the tests add the dev tools on top.
+$(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[gateway,model]'
+	@touch $@
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
@@ -65,16 +75,18 @@ test: system-deps $(STAMP) tools lint ## Run every check and every test (unit, i
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: run
-run: system-deps $(STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gateway (:8001); Ctrl-C stops both
+run: run-deps $(RUN_STAMP) ## Start model server (:8080 REST, :8081 gRPC) and gateway (:8001); Ctrl-C stops both
 	bash scripts/run-local.sh $(PY)
 
 .PHONY: run-observed
-run-observed: system-deps $(STAMP) ## make run plus a local Prometheus on :9090 scraping both services
+run-observed: $(RUN_STAMP) ## make run plus a local Prometheus on :9090 scraping both services
+	@bash scripts/install-system-deps.sh observe
 	bash scripts/run-observed.sh $(PY)
 
 .PHONY: bench
-bench: system-deps $(STAMP) ## Engine ceiling vs platform vs seed-style: table, docs/bench/results.json + chart
-	OMP_THREAD_LIMIT=1 $(PY) -m bench --out $${BENCH_OUT:-docs/bench}
+bench: $(STAMP) ## Engine ceiling vs platform vs seed-style: table, docs/bench/results.json + chart
+	@bash scripts/install-system-deps.sh bench
+	$(PY) -m bench --out $${BENCH_OUT:-docs/bench}
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (5000 examples each)
@@ -82,7 +94,8 @@ fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (500
 	  tests/unit/model/test_fuzz_decode.py tests/e2e/test_fuzz_api.py
 
 .PHONY: soak
-soak: system-deps $(STAMP) ## Thousands of mixed requests; prints RSS of both services and growth
+soak: $(STAMP) ## Thousands of mixed requests; prints RSS of both services and growth
+	@bash scripts/install-system-deps.sh bench
 	$(PY) scripts/soak.py --requests $${SOAK_REQUESTS:-5000}
 
 .PHONY: audit

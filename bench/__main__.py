@@ -53,8 +53,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when it ran (missed targets are reported, not failures)."""
-    # Before Tesseract is loaded in this process: OpenMP reads it once, at start-up.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = _args(argv)
 
     from model.engine import available_cpus

@@ -7,7 +7,6 @@ platform can hope to do on these cores.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -66,8 +65,6 @@ def _run(engine: OcrEngine, data: bytes, threads: int, seconds: float, min_image
 
 
 def _engine() -> OcrEngine:
-    # Tesseract's OpenMP threads would compete with our threads for the same cores.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     return OcrEngine(TesserocrBackend(TESSDATA), max_pixels=MAX_PIXELS)
 
 

@@ -33,7 +33,7 @@ def create_app(model_url: str, model_name: str = "ocr-model", timeout_s: float =
         payload = {
             "inputs": [
                 {
-                    "name": "image",
+                    "name": "input-0",  # the seed's name; the model reads its one input
                     "shape": [1],
                     "datatype": "BYTES",
                     "data": [base64.b64encode(data).decode("ascii")],
@@ -48,8 +48,9 @@ def create_app(model_url: str, model_name: str = "ocr-model", timeout_s: float =
         # The seed's mistake, kept on purpose: a blocking call inside `async def` stalls the loop.
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: ASYNC210, S310
             body = json.loads(response.read())
+        # The seed reads the text as the first output; the rest by name.
         outputs = {o["name"]: o["data"][0] for o in body["outputs"]}
-        return {"text": outputs["text"], "confidence": outputs["confidence"]}
+        return {"text": body["outputs"][0]["data"][0], "confidence": outputs["confidence"]}
 
     return app
 

@@ -129,7 +129,6 @@ class Stack:
 
     def _model_env(self) -> dict[str, str]:
         return {
-            "OMP_THREAD_LIMIT": "1",
             "OCR_MODEL_WORKERS": "0",
             # 64 clients must fit in the engine's queue: workers + 128 waiting.
             "OCR_MODEL_MAX_QUEUE": "128",

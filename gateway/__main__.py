@@ -6,8 +6,9 @@ import signal
 import sys
 
 import uvicorn
-from pydantic import ValidationError
 
+from common import SettingsLoadError, load_settings
+from common.settings import EXIT_BAD_SETTINGS
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from telemetry import configure_logging, configure_tracing
@@ -18,10 +19,10 @@ logger = logging.getLogger("gateway")
 def main() -> None:
     """Serve the gateway with uvicorn until SIGINT / SIGTERM (uvicorn shuts down gracefully)."""
     try:
-        settings = GatewaySettings()
-    except ValidationError as err:
-        print(f"invalid gateway settings (OCR_GATEWAY_*):\n{err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        settings = load_settings(GatewaySettings)
+    except SettingsLoadError as err:
+        print(f"ocr-gateway: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
     # uvicorn's "trace" is below DEBUG; the stdlib logging of our modules stops at DEBUG.
     configure_logging(
         "DEBUG" if settings.log_level == "trace" else settings.log_level,

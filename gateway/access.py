@@ -22,7 +22,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.context import request_id_of
-from gateway.handlers import error_response
+from gateway.errors import RateLimitedError, UnauthorizedError
+from gateway.handlers import render_error
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +61,15 @@ class AccessMiddleware:
             return
         bucket = self._client_bucket(scope)
         if bucket is None:
-            response = error_response(
-                401,
-                "unauthorized",
-                f"A valid API key is required in the {self._header} header.",
-                request_id_of(scope),
-            )
+            response = render_error(UnauthorizedError(self._header), request_id_of(scope))
             await response(scope, receive, send)
             return
         if self._limit is not None and not await self._limiter.hit(self._limit, bucket):
             reset_at, _ = await self._limiter.get_window_stats(self._limit, bucket)
             retry_after = max(1, math.ceil(reset_at - time.time()))
             logger.info("request %s over the rate limit of %s", request_id_of(scope), bucket)
-            response = error_response(
-                429,
-                "rate_limited",
-                f"Too many requests: the limit is {self._limit.amount} per minute.",
-                request_id_of(scope),
-                {"Retry-After": str(retry_after)},
-            )
+            error = RateLimitedError(self._limit.amount, retry_after)
+            response = render_error(error, request_id_of(scope))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

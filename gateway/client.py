@@ -3,7 +3,7 @@
 The client retries a call only when the model server answers UNAVAILABLE (down, starting,
 connection refused), with exponential backoff and jitter, bounded by ``retry_max_attempts`` and
 by the call's deadline: it never sleeps past the deadline. Other statuses are final. Failures
-leave as :class:`~gateway.errors.UpstreamError` (mapped by ``GRPC_STATUS_TABLE``).
+leave as :class:`~gateway.errors.UpstreamError` (its subclass picked by ``GRPC_STATUS_TABLE``).
 """
 
 import asyncio
@@ -18,7 +18,7 @@ import grpc
 import grpc.aio
 
 from gateway.codec import OcrResult, build_infer_request, decode_infer_response
-from gateway.errors import UpstreamError
+from gateway.errors import upstream_error_for
 from gateway.protocol import pb, pb_grpc
 from gateway.settings import GatewaySettings
 
@@ -142,7 +142,7 @@ class InferenceClient:
             attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to call")
+                raise upstream_error_for(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to call")
             try:
                 response = await self._model_infer(request, timeout=remaining)
             except grpc.aio.AioRpcError as err:
@@ -151,11 +151,11 @@ class InferenceClient:
                     code is not grpc.StatusCode.UNAVAILABLE
                     or attempt >= settings.retry_max_attempts
                 ):
-                    raise UpstreamError(code, details) from None
+                    raise upstream_error_for(code, details) from None
                 backoff = self._backoff(attempt)
                 if time.monotonic() + backoff >= deadline:
                     # Sleeping would use up the deadline: answer the failure we have now.
-                    raise UpstreamError(code, details) from None
+                    raise upstream_error_for(code, details) from None
                 logger.warning(
                     "model unavailable (attempt %s/%s, request %s): %s; retrying in %.3fs",
                     attempt,

@@ -1,10 +1,9 @@
-"""Pure conversions between OCR calls and KServe v2 protobuf messages (the model contract).
+"""Pure conversions between OCR calls and KServe v2 protobuf messages.
 
-Request: one ``BYTES`` input ``image`` of shape ``[1]`` whose element (the untouched file bytes)
-travels in ``raw_input_contents``; parameters ``lang`` (string) and optionally ``psm`` (int64).
-Response: outputs ``text`` (BYTES [1], UTF-8), ``confidence`` (FP32 [1]) and ``words`` (BYTES
-[1], a UTF-8 JSON list of word objects), either in ``raw_output_contents`` or in each output's
-``contents``. A raw BYTES element is prefixed by its length as a 4-byte little-endian uint32.
+The names, datatypes and parameters come from :mod:`contract`. Request: the ``image`` input
+whose element (the untouched file bytes) travels in ``raw_input_contents``; parameters ``lang``
+and optionally ``psm``. Response: the default outputs, read either from
+``raw_output_contents`` or from each output's ``contents``, whichever the server chose.
 """
 
 import math
@@ -14,16 +13,11 @@ from typing import Final
 
 from pydantic import TypeAdapter, ValidationError
 
+import contract
+from contract import Word
 from gateway.errors import MalformedResponseError
 from gateway.protocol import pb
-from gateway.schemas import Word
 
-IMAGE_INPUT: Final = "image"
-TEXT_OUTPUT: Final = "text"
-CONFIDENCE_OUTPUT: Final = "confidence"
-WORDS_OUTPUT: Final = "words"
-
-_LENGTH_PREFIX: Final = struct.Struct("<I")
 _FP32: Final = struct.Struct("<f")
 _WORDS: Final = TypeAdapter(list[Word])
 
@@ -41,25 +35,15 @@ class OcrResult:
 
 def encode_bytes_element(element: bytes) -> bytes:
     """One BYTES tensor element in raw form: its length (uint32 LE), then the bytes."""
-    return _LENGTH_PREFIX.pack(len(element)) + element
+    return contract.encode_bytes_element(element)
 
 
 def decode_bytes_elements(raw: bytes) -> list[bytes]:
     """Split raw BYTES tensor contents into elements; raise on a truncated prefix or element."""
-    elements: list[bytes] = []
-    offset = 0
-    while offset < len(raw):
-        if offset + _LENGTH_PREFIX.size > len(raw):
-            raise MalformedResponseError(f"truncated length prefix at byte {offset}")
-        (length,) = _LENGTH_PREFIX.unpack_from(raw, offset)
-        offset += _LENGTH_PREFIX.size
-        if offset + length > len(raw):
-            raise MalformedResponseError(
-                f"element of {length} bytes overruns the {len(raw)}-byte buffer"
-            )
-        elements.append(raw[offset : offset + length])
-        offset += length
-    return elements
+    try:
+        return contract.decode_bytes_elements(raw)
+    except contract.MalformedBytesError as err:
+        raise MalformedResponseError(str(err)) from None
 
 
 def build_infer_request(
@@ -71,15 +55,19 @@ def build_infer_request(
     psm: int | None = None,
 ) -> pb.ModelInferRequest:
     """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``."""
-    parameters = {"lang": pb.InferParameter(string_param=lang)}
+    parameters = {contract.LANG.name: pb.InferParameter(string_param=lang)}
     if psm is not None:
-        parameters["psm"] = pb.InferParameter(int64_param=psm)
+        parameters[contract.PSM.name] = pb.InferParameter(int64_param=psm)
     return pb.ModelInferRequest(
         model_name=model_name,
         id=request_id,
         parameters=parameters,
         inputs=[
-            pb.ModelInferRequest.InferInputTensor(name=IMAGE_INPUT, datatype="BYTES", shape=[1])
+            pb.ModelInferRequest.InferInputTensor(
+                name=contract.IMAGE.name,
+                datatype=contract.IMAGE.datatype,
+                shape=list(contract.IMAGE.shape),
+            )
         ],
         raw_input_contents=[encode_bytes_element(image)],
     )
@@ -88,18 +76,18 @@ def build_infer_request(
 def decode_infer_response(response: pb.ModelInferResponse) -> OcrResult:
     """The :class:`OcrResult` in ``response``; :class:`MalformedResponseError` if off-contract."""
     outputs = _OutputReader(response)
-    text_bytes = outputs.single_bytes(TEXT_OUTPUT)
-    words_bytes = outputs.single_bytes(WORDS_OUTPUT)
-    confidence = outputs.single_fp32(CONFIDENCE_OUTPUT)
+    text_bytes = outputs.single_bytes(contract.TEXT)
+    words_bytes = outputs.single_bytes(contract.WORDS)
+    confidence = outputs.single_fp32(contract.CONFIDENCE)
     try:
         text = text_bytes.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise MalformedResponseError(f"output {TEXT_OUTPUT!r} is not UTF-8: {err}") from None
+        raise MalformedResponseError(f"output {contract.TEXT.name!r} is not UTF-8: {err}") from None
     try:
         words = _WORDS.validate_json(words_bytes)
     except ValidationError as err:
         raise MalformedResponseError(
-            f"output {WORDS_OUTPUT!r} is not a JSON list of words: {err}"
+            f"output {contract.WORDS.name!r} is not a JSON list of words: {err}"
         ) from None
     return OcrResult(
         text=text,
@@ -123,8 +111,11 @@ class _OutputReader:
         self._index = {output.name: i for i, output in enumerate(response.outputs)}
 
     def _output(
-        self, name: str, datatype: str
+        self, spec: contract.TensorSpec, datatype: str
     ) -> tuple[pb.ModelInferResponse.InferOutputTensor, bytes | None]:
+        name = spec.name
+        if spec.datatype != datatype:  # a contract change this reader does not follow
+            raise TypeError(f"output {name!r} is {spec.datatype}, not {datatype}")
         index = self._index.get(name)
         if index is None:
             raise MalformedResponseError(f"output {name!r} is missing")
@@ -135,8 +126,9 @@ class _OutputReader:
             )
         return output, (self._raw[index] if self._raw else None)
 
-    def single_bytes(self, name: str) -> bytes:
-        output, raw = self._output(name, "BYTES")
+    def single_bytes(self, spec: contract.TensorSpec) -> bytes:
+        name = spec.name
+        output, raw = self._output(spec, "BYTES")
         elements = (
             decode_bytes_elements(raw) if raw is not None else list(output.contents.bytes_contents)
         )
@@ -144,8 +136,9 @@ class _OutputReader:
             raise MalformedResponseError(f"output {name!r} has {len(elements)} elements, not 1")
         return elements[0]
 
-    def single_fp32(self, name: str) -> float:
-        output, raw = self._output(name, "FP32")
+    def single_fp32(self, spec: contract.TensorSpec) -> float:
+        name = spec.name
+        output, raw = self._output(spec, "FP32")
         if raw is not None:
             if len(raw) != _FP32.size:
                 raise MalformedResponseError(

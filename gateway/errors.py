@@ -1,164 +1,386 @@
-"""The gateway's error hierarchy and the one table mapping gRPC status codes to HTTP answers.
+"""Every error a client of the gateway can see, as a class, and the gRPC status → error table.
 
-Every failure a client can see is a :class:`GatewayError`: an HTTP status, a stable machine code
-and a message that is safe to show (no tracebacks, class names, paths or internal addresses).
-``str(error)`` may carry more detail for the logs.
+Each concrete :class:`GatewayError` subclass carries its HTTP ``status`` and stable ``code`` as
+class attributes and a one-line docstring, its ``description``: the exception handlers answer
+from them and :func:`gateway.routes.errors.error_responses` documents the routes with them, so
+what the OpenAPI schema promises is what the gateway answers.
+
+An instance adds a message that is safe to show (no tracebacks, class names, paths or internal
+addresses) and any extra headers; ``str(error)`` may carry more detail for the logs.
 """
 
+import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, ClassVar, Final, Self
 
 import grpc
 
 # Longest model-supplied message passed through to clients; details beyond it are cut.
 _MAX_DETAILS_CHARS: Final = 500
+# Seconds to wait after a model overload; the README promises `Retry-After: 1`.
+_OVERLOAD_RETRY_AFTER_S: Final = 1
+_RETRY_AFTER_DOC: Final = "Seconds to wait before retrying."
 
 
 class GatewayError(Exception):
-    """An error answered to the client as ``{"error": {"code", "message", "request_id"}}``."""
+    """An error answered to the client as ``{"error": {"code", "message", "request_id"}}``.
+
+    Abstract: only subclasses that set ``status`` and ``code`` can be raised.
+    """
+
+    status: ClassVar[int]
+    """HTTP status code of the answer."""
+    code: ClassVar[str]
+    """Stable machine-readable code, e.g. ``model_unavailable``."""
+    description: ClassVar[str]
+    """When the error is answered, for the API docs: the class docstring's first line."""
+    default_message: ClassVar[str] = ""
+    """Client message of an instance built without one."""
+    documented_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Headers every answer of this error carries (name → meaning), for the API docs."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not is_concrete(cls):
+            return
+        # Fail at import, not in the docs, when a client-visible error is half declared.
+        if not hasattr(cls, "status"):
+            raise TypeError(f"{cls.__name__} sets code but not status")
+        # Only the class's own docstring: an inherited one would describe another code.
+        own_doc = vars(cls).get("__doc__")
+        doc = inspect.cleandoc(own_doc) if isinstance(own_doc, str) else ""
+        if not doc:
+            raise TypeError(f"{cls.__name__} needs a docstring: it documents {cls.code!r}")
+        if "description" not in vars(cls):
+            cls.description = doc.splitlines()[0]
 
     def __init__(
         self,
-        status: int,
-        code: str,
-        message: str,
+        message: str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
         log_detail: str | None = None,
     ) -> None:
+        if not is_concrete(type(self)):
+            raise TypeError(f"{type(self).__name__} is abstract; raise one of its subclasses")
+        message = message or self.default_message
         super().__init__(log_detail or message)
-        self.status = status
-        """HTTP status code of the answer."""
-        self.code = code
-        """Stable machine-readable code, e.g. ``model_unavailable``."""
         self.message = message
         """Human message shown to the client; never internal detail."""
         self.headers: Mapping[str, str] = dict(headers or {})
         """Extra response headers, e.g. ``Retry-After``."""
 
+    @classmethod
+    def example(cls) -> Self:
+        """A typical instance, for the examples of the API docs."""
+        return cls()
+
+
+def is_concrete(cls: type[GatewayError]) -> bool:
+    """Whether ``cls`` is a client-visible error (it has a ``code``), not an abstract base."""
+    return hasattr(cls, "code")
+
+
+def error_classes() -> list[type[GatewayError]]:
+    """Every concrete :class:`GatewayError` subclass defined so far (breadth-first)."""
+    found: list[type[GatewayError]] = []
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        cls = pending.pop(0)
+        if is_concrete(cls) and cls not in found:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+# --- Access --------------------------------------------------------------------------------------
+
+
+class UnauthorizedError(GatewayError):
+    """API keys are configured and the request's key is missing or wrong."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, header: str) -> None:
+        super().__init__(f"A valid API key is required in the {header} header.")
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("X-API-Key")
+
+
+class RateLimitedError(GatewayError):
+    """The caller (API key or client address) is over its per-minute request limit."""
+
+    status = 429
+    code = "rate_limited"
+    documented_headers = MappingProxyType({"Retry-After": _RETRY_AFTER_DOC})
+
+    def __init__(self, per_minute: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"Too many requests: the limit is {per_minute} per minute.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(per_minute=60, retry_after_s=12)
+
+
+# --- Routing and request validation --------------------------------------------------------------
+
+
+class BadRequestError(GatewayError):
+    """The body cannot be parsed as a form (e.g. malformed multipart or a missing boundary)."""
+
+    status = 400
+    code = "bad_request"
+    default_message = "Bad Request"
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("Invalid multipart data.")
+
+
+class NotFoundError(GatewayError):
+    """No route has this path."""
+
+    status = 404
+    code = "not_found"
+    default_message = "Not Found"
+
+
+class MethodNotAllowedError(GatewayError):
+    """The route exists but not with this HTTP method."""
+
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method Not Allowed"
+
+
+class InvalidRequestError(GatewayError):
+    """The request is not multipart or a form field is missing or invalid."""
+
+    status = 422
+    code = "validation_error"
+    default_message = "The request is invalid."
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("image_file: Field required")
+
+
+class InternalError(GatewayError):
+    """An unexpected failure inside the gateway."""
+
+    status = 500
+    code = "internal_error"
+    default_message = "Internal server error."
+
+
+# --- The upload ----------------------------------------------------------------------------------
+
 
 class PayloadTooLargeError(GatewayError):
-    """The upload is larger than ``max_upload_bytes``."""
+    """The upload is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
 
     def __init__(self, limit_bytes: int) -> None:
-        super().__init__(
-            413,
-            "payload_too_large",
-            f"The upload exceeds the {limit_bytes / (1024 * 1024):.3g} MB limit.",
-        )
+        super().__init__(f"The upload exceeds the {limit_bytes / (1024 * 1024):.3g} MB limit.")
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(20 * 1024 * 1024)
 
 
 class UnsupportedMediaTypeError(GatewayError):
     """The upload's bytes are not one of the accepted image formats."""
 
+    status = 415
+    code = "unsupported_media_type"
+
     def __init__(self, accepted: str) -> None:
-        super().__init__(
-            415,
-            "unsupported_media_type",
-            f"The file is not a supported image; accepted formats: {accepted}.",
-        )
+        super().__init__(f"The file is not a supported image; accepted formats: {accepted}.")
+
+    @classmethod
+    def example(cls) -> Self:
+        # Imported here: gateway.media is not needed to define the errors.
+        from gateway.media import ACCEPTED_FORMATS
+
+        return cls(ACCEPTED_FORMATS)
 
 
 class EmptyFileError(GatewayError):
-    """The upload has no bytes."""
+    """The uploaded file has no bytes."""
 
-    def __init__(self) -> None:
-        super().__init__(422, "empty_file", "The uploaded file is empty.")
+    status = 422
+    code = "empty_file"
+    default_message = "The uploaded file is empty."
 
 
 class TooManyFilesError(GatewayError):
     """More than one file was sent in ``image_file``."""
 
+    status = 422
+    code = "too_many_files"
+
     def __init__(self, count: int) -> None:
-        super().__init__(
-            422, "too_many_files", f"Send exactly one file in image_file, not {count}."
-        )
+        super().__init__(f"Send exactly one file in image_file, not {count}.")
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(2)
+
+
+# --- The model server ----------------------------------------------------------------------------
 
 
 class NotReadyError(GatewayError):
     """The model server or the model is not ready to serve."""
 
-    def __init__(self) -> None:
-        super().__init__(503, "not_ready", "The model server is not ready.")
+    status = 503
+    code = "not_ready"
+    default_message = "The model server is not ready."
 
 
 class MalformedResponseError(GatewayError):
     """The model answered, but not with what the model contract promises."""
 
+    status = 502
+    code = "bad_model_response"
+    default_message = "The model returned a malformed response."
+
     def __init__(self, detail: str) -> None:
-        super().__init__(
-            502,
-            "bad_model_response",
-            "The model returned a malformed response.",
-            log_detail=f"malformed model response: {detail}",
-        )
+        super().__init__(log_detail=f"malformed model response: {detail}")
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("no output named 'text'")
 
 
 class UpstreamError(GatewayError):
-    """A failed gRPC call to the model server, translated by :data:`GRPC_STATUS_TABLE`."""
+    """A failed gRPC call to the model server; :func:`upstream_error_for` picks the subclass.
+
+    Abstract: :data:`GRPC_STATUS_TABLE` names the subclass of each gRPC status.
+    """
+
+    fixed_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Headers every answer of this error carries, with their values."""
+    pass_details: ClassVar[bool] = False
+    """Show the model's status details instead of the fixed message: only where they are meant
+    for users (the model's own validation messages), never for transport or server failures."""
 
     def __init__(self, grpc_code: grpc.StatusCode, details: str | None) -> None:
-        entry = mapping_for(grpc_code)
-        message = entry.message
-        if entry.pass_details and details and details.strip():
+        message = self._message_for(grpc_code)
+        if self.pass_details and details and details.strip():
             message = details.strip()[:_MAX_DETAILS_CHARS]
         super().__init__(
-            entry.http_status,
-            entry.code,
             message,
-            headers=entry.headers,
+            headers=self.fixed_headers,
             log_detail=f"model call failed: {grpc_code.name}: {details}",
         )
         self.grpc_code = grpc_code
         """The gRPC status the model server (or the channel) answered."""
 
+    def _message_for(self, grpc_code: grpc.StatusCode) -> str:
+        """The fixed client message for ``grpc_code`` (the fallback of ``pass_details``)."""
+        return self.default_message
 
-@dataclass(frozen=True, slots=True)
-class StatusMapping:
-    """How one gRPC status code is answered over HTTP."""
-
-    http_status: int
-    code: str
-    message: str
-    """Fixed client message (or the fallback when ``pass_details`` finds no details)."""
-    pass_details: bool = False
-    """Show the model's status details instead: only for statuses whose details are for users."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    """Extra response headers, e.g. ``Retry-After``."""
+    @classmethod
+    def example(cls) -> Self:
+        grpc_code = next(
+            (status for status, error in GRPC_STATUS_TABLE.items() if error is cls),
+            grpc.StatusCode.INTERNAL,
+        )
+        return cls(grpc_code, None)
 
 
-_UNKNOWN_UPSTREAM: Final = StatusMapping(502, "upstream_error", "The model server failed.")
+class InvalidArgumentError(UpstreamError):
+    """The model rejected the image or an option (corrupt, too many pixels, unknown language)."""
 
-GRPC_STATUS_TABLE: Final[Mapping[grpc.StatusCode, StatusMapping]] = MappingProxyType(
+    status = 422
+    code = "invalid_argument"
+    default_message = "The model rejected the request."
+    pass_details = True
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "language 'xx' is not installed; installed: eng, osd",
+        )
+
+
+class ModelUnavailableError(UpstreamError):
+    """The model server cannot be reached (after bounded retries) or cancelled the call."""
+
+    status = 503
+    code = "model_unavailable"
+    default_message = "The model server is unavailable; try again later."
+
+    def _message_for(self, grpc_code: grpc.StatusCode) -> str:
+        if grpc_code is grpc.StatusCode.CANCELLED:
+            return "The model call was cancelled; try again later."
+        return self.default_message
+
+
+class ModelTimeoutError(UpstreamError):
+    """The model did not answer within the request timeout."""
+
+    status = 504
+    code = "model_timeout"
+    default_message = "The model did not answer in time."
+
+
+class ModelOverloadedError(UpstreamError):
+    """Every model worker is busy and its queue is full; retry after ``Retry-After`` seconds."""
+
+    status = 429
+    code = "model_overloaded"
+    default_message = "The model server is overloaded; try again later."
+    documented_headers = MappingProxyType({"Retry-After": _RETRY_AFTER_DOC})
+    fixed_headers = MappingProxyType({"Retry-After": str(_OVERLOAD_RETRY_AFTER_S)})
+
+
+class ModelNotFoundError(UpstreamError):
+    """The model server does not serve the configured model."""
+
+    status = 502
+    code = "model_not_found"
+    default_message = "The model is not available on the model server."
+
+
+class UnknownUpstreamError(UpstreamError):
+    """The model server failed in a way no other code describes."""
+
+    status = 502
+    code = "upstream_error"
+    default_message = "The model server failed."
+
+
+GRPC_STATUS_TABLE: Final[Mapping[grpc.StatusCode, type[UpstreamError]]] = MappingProxyType(
     {
-        grpc.StatusCode.INVALID_ARGUMENT: StatusMapping(
-            422, "invalid_argument", "The model rejected the request.", pass_details=True
-        ),
-        grpc.StatusCode.UNAVAILABLE: StatusMapping(
-            503, "model_unavailable", "The model server is unavailable; try again later."
-        ),
-        grpc.StatusCode.CANCELLED: StatusMapping(
-            503, "model_unavailable", "The model call was cancelled; try again later."
-        ),
-        grpc.StatusCode.DEADLINE_EXCEEDED: StatusMapping(
-            504, "model_timeout", "The model did not answer in time."
-        ),
-        grpc.StatusCode.RESOURCE_EXHAUSTED: StatusMapping(
-            429,
-            "model_overloaded",
-            "The model server is overloaded; try again later.",
-            headers=MappingProxyType({"Retry-After": "1"}),
-        ),
-        grpc.StatusCode.NOT_FOUND: StatusMapping(
-            502, "model_not_found", "The model is not available on the model server."
-        ),
+        grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+        grpc.StatusCode.UNAVAILABLE: ModelUnavailableError,
+        # A call cancelled under way (e.g. by a model server shutting down) is worth retrying.
+        grpc.StatusCode.CANCELLED: ModelUnavailableError,
+        grpc.StatusCode.DEADLINE_EXCEEDED: ModelTimeoutError,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: ModelOverloadedError,
+        grpc.StatusCode.NOT_FOUND: ModelNotFoundError,
     }
 )
-"""gRPC status → HTTP answer; any status not listed is answered as 502 ``upstream_error``."""
+"""gRPC status → error class; any status not listed is answered as :class:`UnknownUpstreamError`."""
 
 
-def mapping_for(grpc_code: grpc.StatusCode) -> StatusMapping:
-    """The HTTP answer for ``grpc_code`` (the ``upstream_error`` fallback when unlisted)."""
-    return GRPC_STATUS_TABLE.get(grpc_code, _UNKNOWN_UPSTREAM)
+def error_class_for(grpc_code: grpc.StatusCode) -> type[UpstreamError]:
+    """The error class answering ``grpc_code`` (:class:`UnknownUpstreamError` when unlisted)."""
+    return GRPC_STATUS_TABLE.get(grpc_code, UnknownUpstreamError)
+
+
+def upstream_error_for(grpc_code: grpc.StatusCode, details: str | None) -> UpstreamError:
+    """The error to answer for a model call that failed with ``grpc_code`` and ``details``."""
+    return error_class_for(grpc_code)(grpc_code, details)

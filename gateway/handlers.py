@@ -11,12 +11,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from gateway.context import REQUEST_ID_HEADER, request_id_of
-from gateway.errors import GatewayError, NotReadyError
+from gateway.errors import (
+    BadRequestError,
+    GatewayError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    NotReadyError,
+)
 from gateway.schemas import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_ERROR_MESSAGE: Final = "Internal server error."
+# Framework HTTP errors with a documented class; other statuses get a code from their phrase.
+_HTTP_ERROR_CLASSES: Final[Mapping[int, type[GatewayError]]] = {
+    cls.status: cls for cls in (BadRequestError, NotFoundError, MethodNotAllowedError)
+}
 # Where FastAPI says a parameter came from; clients know their fields by name alone.
 _LOCATION_PREFIXES: Final = frozenset({"body", "query", "path", "header", "cookie"})
 
@@ -34,6 +44,15 @@ def error_response(
         body.model_dump(),
         status_code=status,
         headers={**(headers or {}), REQUEST_ID_HEADER: request_id},
+    )
+
+
+def render_error(
+    error: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error answer of ``error``, with its headers and any extra ``headers``."""
+    return error_response(
+        error.status, error.code, error.message, request_id, {**error.headers, **(headers or {})}
     )
 
 
@@ -56,17 +75,22 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     routine = exc.status < 500 or isinstance(exc, NotReadyError)
     level = logging.INFO if routine else logging.WARNING
     logger.log(level, "request %s failed: %s %s: %s", request_id, exc.status, exc.code, exc)
-    return error_response(exc.status, exc.code, exc.message, request_id, exc.headers)
+    return render_error(exc, request_id)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    message = describe_validation_errors(exc.errors())
-    return error_response(422, "validation_error", message, request_id_of(request.scope))
+    error = InvalidRequestError(describe_validation_errors(exc.errors()))
+    return render_error(error, request_id_of(request.scope))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    known = _HTTP_ERROR_CLASSES.get(exc.status_code)
+    if known is not None:
+        # The framework's detail ("Not Found") is the message; the class gives status and code.
+        message = exc.detail if isinstance(exc.detail, str) else None
+        return render_error(known(message), request_id_of(request.scope), exc.headers)
     try:
         status = HTTPStatus(exc.status_code)
         code, phrase = status.phrase.lower().replace(" ", "_").replace("-", "_"), status.phrase

@@ -7,8 +7,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import REQUEST_ID_HEADER, begin_request, request_id_of
-from gateway.errors import PayloadTooLargeError
-from gateway.handlers import INTERNAL_ERROR_MESSAGE, error_response
+from gateway.errors import InternalError, PayloadTooLargeError
+from gateway.handlers import error_response, render_error
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RequestContextMiddleware:
             )
             if response_started:
                 raise  # Too late for an error body; the server drops the connection.
-            response = error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE, request_id)
+            response = render_error(InternalError(), request_id)
             await response(scope, receive, send_with_request_id)
 
 

@@ -2,22 +2,19 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from contract import Word
 
-class Word(BaseModel):
-    """One recognised word and its box, in pixels of the uploaded image."""
-
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="ignore")
-
-    text: str = Field(description="The word as recognised.")
-    confidence: float = Field(description="Recognition confidence, 0-100.")
-    left: int = Field(description="X of the box's left edge.")
-    top: int = Field(description="Y of the box's top edge.")
-    width: int = Field(description="Box width.")
-    height: int = Field(description="Box height.")
-    block: int = Field(description="Index of the text block holding the word.")
-    line: int = Field(description="Index of the line within its block.")
+__all__ = [
+    "ErrorDetail",
+    "ErrorResponse",
+    "LiveStatus",
+    "OcrResponse",
+    "ReadyStatus",
+    "Timings",
+    "Word",
+]
 
 
 class Timings(BaseModel):
@@ -31,9 +28,7 @@ class OcrResponse(BaseModel):
     """The text recognised in one uploaded image."""
 
     text: str = Field(description="The full recognised text, lines separated by newlines.")
-    confidence: float = Field(
-        description="Mean word confidence, 0-100; -1 or 0 when no word was found."
-    )
+    confidence: float = Field(description="Mean word confidence, 0-100; 0 when no word was found.")
     words: list[Word] = Field(description="Every recognised word with its box.")
     model: str = Field(description="Name of the model that answered.")
     model_version: str | None = Field(description="Version of the model, when it reports one.")

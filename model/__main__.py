@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import os
+import sys
 
 
 def main() -> None:
     """Read settings once, build the model, load it and serve until SIGINT/SIGTERM."""
-    # Tesseract's OpenMP threads would fight the worker pool for cores: one thread per image.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    from telemetry import configure_logging, configure_tracing
+    from common import SettingsLoadError, load_settings
+    from common.settings import EXIT_BAD_SETTINGS
 
-    from .server import OcrModelServer, create_model
     from .settings import ModelSettings
 
-    settings = ModelSettings()
+    try:
+        settings = load_settings(ModelSettings)
+    except SettingsLoadError as err:
+        print(f"ocr-model: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
+
+    # KServe is imported only now: a bad setting is answered before its import-time setup.
+    from telemetry import configure_logging, configure_tracing
+
+    from .assembly import create_model
+    from .server import OcrModelServer
+
     # Before KServe is built: it then keeps this configuration instead of installing its own.
     configure_logging(settings.log_level, "model", tracebacks=settings.log_tracebacks)
     tracer_provider = configure_tracing("ocr-model")

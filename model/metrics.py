@@ -67,7 +67,9 @@ class ModelMetrics:
             registry=registry,
         )
         self.workers = Gauge(
-            "ocr_engine_workers", "Engine worker threads (one per core).", registry=registry
+            "ocr_engine_workers",
+            "Engine worker threads (OCR_MODEL_WORKERS, or one per available core when 0).",
+            registry=registry,
         )
         self.image_pixels = Histogram(
             "ocr_image_pixels", "Decoded image size.", buckets=PIXEL_BUCKETS, registry=registry

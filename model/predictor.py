@@ -2,8 +2,8 @@
 
 The `kserve.Model` contract: `load()` sets `ready`; KServe then calls `predict()` for every
 inference over REST and gRPC. This class knows nothing of Tesseract internals: it hands bytes
-and options to the engine pool and maps the engine's input errors to `InvalidInput`
-(gRPC INVALID_ARGUMENT, HTTP 400).
+and options to the engine pool and turns the engine's errors into protocol errors through the
+one table in `model.errors`.
 """
 
 from __future__ import annotations
@@ -17,17 +17,9 @@ from opentelemetry import trace
 
 from . import codec
 from .deadlines import time_left
-from .engine import (
-    EngineBusyError,
-    EngineInputError,
-    EnginePool,
-    EngineTimeoutError,
-    OcrOptions,
-    OcrResult,
-    ResultCache,
-)
+from .engine import EnginePool, OcrOptions, OcrResult, ResultCache
 from .engine.cache import CacheKey
-from .errors import ModelOverloaded, ModelTimeout
+from .errors import to_protocol_error
 from .metrics import ModelMetrics
 
 
@@ -110,7 +102,7 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
                 result = await self._pool.recognize(image, options, budget)
             except Exception as exc:
                 self.metrics.record_error(lang)
-                raise _protocol_error(exc) from None
+                raise to_protocol_error(exc) from None
             finally:
                 self.metrics.in_flight.dec()
             self._remember(key, result)
@@ -124,15 +116,3 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             }
         )
         return codec.build_response(payload, result, self.name)
-
-
-def _protocol_error(exc: Exception) -> Exception:
-    """The protocol error for an engine failure; anything unexpected stays as it is."""
-    if isinstance(exc, EngineInputError):
-        invalid: Exception = InvalidInput(str(exc))  # kserve is untyped
-        return invalid
-    if isinstance(exc, EngineBusyError):
-        return ModelOverloaded(str(exc))
-    if isinstance(exc, EngineTimeoutError):
-        return ModelTimeout(f"OCR stopped: {exc}")
-    return exc

@@ -22,22 +22,11 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 
 from .deadlines import DeadlineInterceptor
-from .engine import (
-    EnginePool,
-    OcrEngine,
-    OcrOptions,
-    PytesseractBackend,
-    ResultCache,
-    TesserocrBackend,
-    available_cpus,
-)
-from .engine.backends import Backend
-from .errors import ModelOverloaded, ModelTimeout, rest_error_handler
+from .errors import REST_HANDLED, rest_error_handler
 from .metrics import ModelMetrics
-from .predictor import OcrModel
 from .settings import ModelSettings
 
 logger = logging.getLogger(__name__)
@@ -145,7 +134,7 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
         REGISTRY.register(self._metrics.registry)
         # KServe builds its REST app once per process (kserve.model_server.app); our errors get
         # their HTTP status there (they would otherwise be a generic 500).
-        for error in (ModelOverloaded, ModelTimeout):
+        for error in REST_HANDLED:
             kserve_app.add_exception_handler(error, rest_error_handler)
         try:
             # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
@@ -154,34 +143,3 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
             super().start(models)
         finally:
             REGISTRY.unregister(self._metrics.registry)
-
-
-def create_backend(settings: ModelSettings) -> Backend:
-    """The Tesseract binding named by `settings.engine`."""
-    if settings.engine == "pytesseract":
-        return PytesseractBackend(settings.tessdata_dir)
-    return TesserocrBackend(settings.tessdata_dir)
-
-
-def create_model(settings: ModelSettings, metrics: ModelMetrics | None = None) -> OcrModel:
-    """The OCR model with its engine pool (not yet loaded) and its metrics."""
-    engine = OcrEngine(
-        create_backend(settings),
-        max_pixels=settings.max_image_pixels,
-        max_frames=settings.max_frames,
-    )
-    workers = settings.workers or available_cpus()
-    defaults = OcrOptions(
-        lang=settings.default_lang, psm=settings.default_psm, oem=settings.default_oem
-    )
-    defaults.validate(engine.languages)
-    pool = EnginePool(engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue)
-    logger.info("OCR engine %s with %d worker threads", settings.engine, workers)
-    metrics = metrics or ModelMetrics(CollectorRegistry())
-    cache = None
-    if settings.result_cache_entries:
-        cache = ResultCache(settings.result_cache_entries)
-        logger.info("result cache of %d entries", settings.result_cache_entries)
-    return OcrModel(
-        settings.model_name, pool, defaults, metrics, settings.max_request_s, cache=cache
-    )

@@ -12,9 +12,15 @@ _DEBIAN_TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
 
 
 class ModelSettings(BaseSettings):
-    """Settings of the KServe OCR model server."""
+    """Everything the model server can be told; each field reads ``OCR_MODEL_<FIELD NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="OCR_MODEL_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="OCR_MODEL_",
+        frozen=True,
+        extra="ignore",
+        protected_namespaces=(),
+        use_attribute_docstrings=True,
+    )
 
     model_name: str = Field(default="ocr-model", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """Name clients use in the v2 protocol (`/v2/models/<name>`, `ModelInferRequest.model_name`)."""

@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# Install the system packages the platform needs (Tesseract with English and German data, the
-# DejaVu fonts the tests render with, Prometheus + promtool for `make run-observed` and the
-# observability tests, shellcheck, and podman for the image tests) when they are missing. Uses apt-get when run as root; otherwise prints
-# the command to run and fails.
+# Install the Debian packages a target needs, when missing (apt-get as root; otherwise print the
+# command to run and fail).
+#   run      what serving needs: Tesseract with its English and OSD data        (make run)
+#   observe  run + Prometheus                                                   (make run-observed)
+#   bench    run + the fonts the benchmark renders its pages with               (make bench, soak)
+#   test     everything the tests use: run + German data and fonts for the test pages, Prometheus
+#            and promtool, shellcheck, podman/runc/debootstrap/catatonit for the image tests
+# Usage: scripts/install-system-deps.sh [run|observe|bench|test]   (default: test)
 set -euo pipefail
-if [[ "${1:-}" == "--help" ]]; then
-  echo "usage: $0    install the apt packages listed in this script when missing (needs root)"
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
-packages=(
-  tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core  # the engine, test fonts
-  prometheus                                                           # make run-observed, tests
-  shellcheck                                                           # script lint
-  podman runc debootstrap catatonit                                    # build and run the images
-)
+run=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
+case "${1:-test}" in
+  run) packages=("${run[@]}") ;;
+  observe) packages=("${run[@]}" prometheus) ;;
+  bench) packages=("${run[@]}" fonts-dejavu-core) ;;
+  test)
+    packages=(
+      "${run[@]}"
+      tesseract-ocr-deu fonts-dejavu-core   # the multilingual test scan, rendered test pages
+      prometheus                            # PromQL of the dashboard and rules, promtool
+      shellcheck                            # script lint
+      podman runc debootstrap catatonit     # build and run the images
+    )
+    ;;
+  *) echo "usage: $0 [run|observe|bench|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,7 +8,6 @@ if [[ "${1:-}" == "--help" ]]; then
   exit 0
 fi
 python=${1:-.venv/bin/python}
-export OMP_THREAD_LIMIT=${OMP_THREAD_LIMIT:-1}
 model_http=${OCR_MODEL_HTTP_PORT:-8080}
 model_grpc=${OCR_MODEL_GRPC_PORT:-8081}
 export OCR_GATEWAY_MODEL_ADDRESS=${OCR_GATEWAY_MODEL_ADDRESS:-localhost:${model_grpc}}

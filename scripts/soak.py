@@ -80,7 +80,6 @@ def main() -> None:
     http, grpc, gw = free_port(), free_port(), free_port()
     env = {
         **os.environ,
-        "OMP_THREAD_LIMIT": "1",
         "OCR_MODEL_HTTP_PORT": str(http),
         "OCR_MODEL_GRPC_PORT": str(grpc),
         "OCR_MODEL_LOG_LEVEL": "warning",

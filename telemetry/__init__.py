@@ -6,12 +6,13 @@ live in registries the services own and expose through `metrics_response`.
 
 from .logs import configure_logging
 from .metrics import exemplar, metrics_response
-from .tracing import configure_tracing, tracing_requested
+from .tracing import configure_tracing, tracing_off_reason, tracing_requested
 
 __all__ = [
     "configure_logging",
     "configure_tracing",
     "exemplar",
     "metrics_response",
+    "tracing_off_reason",
     "tracing_requested",
 ]

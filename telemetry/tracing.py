@@ -22,15 +22,22 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 logger = logging.getLogger(__name__)
 
 
+def tracing_off_reason(env: Mapping[str, str]) -> str | None:
+    """Why the environment turns tracing off, or None when it asks for traces to be exported."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return "OTEL_SDK_DISABLED=true"
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
+        return "OTEL_TRACES_EXPORTER=none"
+    if not (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    ):
+        return "no OTEL_EXPORTER_OTLP_ENDPOINT set"
+    return None
+
+
 def tracing_requested(env: Mapping[str, str]) -> bool:
     """True when the environment asks for traces to be exported."""
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
-        return False
-    return bool(
-        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    return tracing_off_reason(env) is None
 
 
 def _exporter(env: Mapping[str, str]) -> SpanExporter:
@@ -50,13 +57,16 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter:
     raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use 'grpc' or 'http/protobuf'")
 
 
-def configure_tracing(
-    default_service_name: str, env: Mapping[str, str] | None = None
-) -> TracerProvider | None:
-    """Install the SDK as the global tracer provider when tracing is requested; else None."""
-    env = os.environ if env is None else env
-    if not tracing_requested(env):
-        logger.info("tracing off: no OTEL_EXPORTER_OTLP_ENDPOINT set")
+def configure_tracing(default_service_name: str) -> TracerProvider | None:
+    """Install the SDK as the global tracer provider when tracing is requested; else None.
+
+    Decides from `os.environ`, the same environment the SDK's resource and exporters read, so
+    the decision and the exporter never disagree.
+    """
+    env = os.environ
+    reason = tracing_off_reason(env)
+    if reason is not None:
+        logger.info("tracing off: %s", reason)
         return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: default_service_name}
     provider = TracerProvider(resource=Resource.create(attributes))

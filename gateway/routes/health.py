@@ -22,7 +22,7 @@ async def live() -> LiveStatus:
 @router.get(
     "/readyz",
     summary="Readiness: the model server and model are ready",
-    responses=error_responses(503),
+    responses=error_responses(NotReadyError),
 )
 async def ready(client: InferenceClientDep) -> ReadyStatus:
     """Asks the model server for ServerReady and ModelReady; 503 ``not_ready`` unless both."""

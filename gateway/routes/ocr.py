@@ -2,10 +2,12 @@
 
 import logging
 import time
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from opentelemetry import trace
 
+import contract
 from gateway.deps import (
     InferenceClientDep,
     MetricsDep,
@@ -14,9 +16,21 @@ from gateway.deps import (
     StopwatchDep,
 )
 from gateway.errors import (
+    BadRequestError,
     EmptyFileError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    MalformedResponseError,
+    ModelNotFoundError,
+    ModelOverloadedError,
+    ModelTimeoutError,
+    ModelUnavailableError,
     PayloadTooLargeError,
+    RateLimitedError,
     TooManyFilesError,
+    UnauthorizedError,
+    UnknownUpstreamError,
     UnsupportedMediaTypeError,
 )
 from gateway.media import ACCEPTED_FORMATS, sniff_image_type
@@ -25,8 +39,6 @@ from gateway.schemas import OcrResponse, Timings
 
 logger = logging.getLogger(__name__)
 
-LANG_PATTERN: Final = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"
-
 router = APIRouter(tags=["ocr"])
 
 
@@ -34,7 +46,24 @@ router = APIRouter(tags=["ocr"])
     "/gateway/ocr",
     summary="Recognise the text in an image",
     response_model=OcrResponse,
-    responses=error_responses(413, 415, 422, 429, 500, 502, 503, 504),
+    responses=error_responses(
+        BadRequestError,
+        UnauthorizedError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        InvalidRequestError,
+        EmptyFileError,
+        TooManyFilesError,
+        InvalidArgumentError,
+        RateLimitedError,
+        ModelOverloadedError,
+        InternalError,
+        ModelNotFoundError,
+        MalformedResponseError,
+        UnknownUpstreamError,
+        ModelUnavailableError,
+        ModelTimeoutError,
+    ),
 )
 async def recognise(
     request: Request,
@@ -49,14 +78,18 @@ async def recognise(
     lang: Annotated[
         str,
         Form(
-            pattern=LANG_PATTERN,
-            max_length=64,
-            description="Tesseract language(s), e.g. `eng` or `eng+deu`.",
+            pattern=contract.LANG.pattern,
+            max_length=contract.LANG.max_length,
+            description=contract.LANG.description,
         ),
-    ] = "eng",
+    ] = contract.LANG.default,
     psm: Annotated[
         int | None,
-        Form(ge=0, le=13, description="Tesseract page segmentation mode; model default if unset."),
+        Form(
+            ge=contract.PSM.minimum,
+            le=contract.PSM.maximum,
+            description=f"{contract.PSM.description} The model's default if unset.",
+        ),
     ] = None,
 ) -> Response:
     """Reads the upload once, checks it is an accepted image by its bytes, and OCRs it.
@@ -81,9 +114,17 @@ async def recognise(
     if media_type is None:
         raise UnsupportedMediaTypeError(ACCEPTED_FORMATS)
 
+    # On the request's server span (a no-op when tracing is off): what was asked, and of what.
+    span = trace.get_current_span()
+    span.set_attributes(
+        {"ocr.media_type": media_type, "ocr.upload_bytes": len(image), "ocr.lang": lang}
+    )
+    if psm is not None:
+        span.set_attribute("ocr.psm", psm)
     model_started = time.perf_counter()
     result = await client.infer(image, request_id=request_id, lang=lang, psm=psm)
     model_ms = (time.perf_counter() - model_started) * 1000.0
+    span.set_attributes({"ocr.words": len(result.words), "ocr.confidence": result.confidence})
 
     logger.info(
         "request %s: %s of %s bytes, %s words in %.1f ms (model)",

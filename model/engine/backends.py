@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +43,16 @@ class Backend(Protocol):
         ...
 
 
+def limit_openmp_threads() -> None:
+    """One Tesseract thread per image: the worker pool, not OpenMP, keeps the cores busy.
+
+    The one place the platform sets `OMP_THREAD_LIMIT` (an operator's own value wins). It must
+    run before libtesseract is loaded, since OpenMP reads it once; the CLI backend's child
+    processes inherit it.
+    """
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
 def installed_languages(tessdata: Path) -> frozenset[str]:
     """Language codes with a `<code>.traineddata` file in `tessdata`."""
     return frozenset(p.name.removesuffix(".traineddata") for p in tessdata.glob("*.traineddata"))
@@ -53,6 +64,7 @@ class TesserocrBackend:
     name = "tesserocr"
 
     def __init__(self, tessdata: Path, max_models_per_thread: int = 4) -> None:
+        limit_openmp_threads()
         import tesserocr  # imported here so the pytesseract backend works without it
 
         self._tesserocr: Any = tesserocr
@@ -159,6 +171,7 @@ class PytesseractBackend:
     name = "pytesseract"
 
     def __init__(self, tessdata: Path, timeout_s: float = 60.0) -> None:
+        limit_openmp_threads()
         import pytesseract
 
         self._pytesseract: Any = pytesseract

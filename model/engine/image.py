@@ -12,10 +12,12 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+import contract
+
 from .types import InvalidImageError
 
-#: Pillow format names the engine accepts.
-ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+#: Pillow format names the engine accepts (the contract's image formats).
+ALLOWED_FORMATS = tuple(f.pillow for f in contract.IMAGE_FORMATS)
 #: Modes Tesseract takes as they are; everything else is converted to one of these.
 _NATIVE_MODES = frozenset({"1", "L", "RGB"})
 
@@ -55,7 +57,7 @@ def decode(data: bytes, max_pixels: int, max_frames: int = 64) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise InvalidImageError(
-            "the file is not an image in a supported format (PNG, JPEG, TIFF, WebP, BMP, GIF)"
+            f"the file is not an image in a supported format ({contract.ACCEPTED_FORMAT_NAMES})"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImageError("the image has too many pixels") from None

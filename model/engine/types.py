@@ -1,6 +1,7 @@
 """Domain types of the OCR engine: options in, result out, and the errors a caller can fix.
 
-Nothing here knows about KServe, gRPC or HTTP; the predictor maps these to protocol errors.
+Nothing here knows about KServe, gRPC or HTTP (the limits of the options come from the pure
+`contract` package); the predictor maps these errors to protocol errors.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import contract
+
 #: Tesseract page-segmentation modes are 0..13 (see `tesseract --help-psm`).
-PSM_RANGE = range(14)
+PSM_RANGE = contract.PSM.values
 #: Tesseract OCR engine modes are 0..3 (legacy, LSTM, both, default).
-OEM_RANGE = range(4)
+OEM_RANGE = contract.OEM.values
 #: A language spec: installed model names joined by "+", e.g. "eng" or "eng+deu".
-_LANG_RE = re.compile(r"^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,7}$")
+_LANG_RE = re.compile(contract.LANG_PATTERN)
 
 
 class EngineInputError(ValueError):

@@ -55,6 +55,7 @@ def start_platform(log_dir: Path, env: dict[str, str] | None = None) -> Platform
         service.stop(signal.SIGINT)
         raise
     if not service.alive():
+        service.stop(signal.SIGINT)  # a child of the script may outlive it
         raise RuntimeError(f"the platform exited at start:\n{service.output()}")
     return running
 

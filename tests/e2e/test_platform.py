@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import Platform, start_platform
 from tests.support.images import TESTDATA, encode, line_png, render_line
-from tests.support.processes import ROOT, free_port, http_ok, start, wait_until
+from tests.support.processes import ROOT, free_port, http_ok, living_members, start, wait_until
 from tests.support.text import cer
 
 pytestmark = pytest.mark.e2e
@@ -120,8 +120,13 @@ def test_ctrl_c_stops_both_services(tmp_path: Path) -> None:
     )
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{ports['gateway']}/readyz"), 90, "platform")
-    finally:
+        children = living_members(service.pgid)
+        assert len(children) >= 3, children  # the script, the model server and the gateway
         # Ctrl-C in a terminal signals the whole foreground process group.
-        os.killpg(service.process.pid, signal.SIGINT)
-        service.process.wait(30)
+        os.killpg(service.pgid, signal.SIGINT)
+        assert service.process.wait(30) == 130  # the script's INT trap
+        # Both services exited on the signal alone: nothing of the group is left running.
+        wait_until(lambda: not living_members(service.pgid), 10, "every process stopped")
+    finally:
+        service.stop(signal.SIGINT)  # no-op when all went; else nothing is left orphaned
     wait_until(lambda: not any(port_open(p) for p in ports.values()), 10, "ports released")

@@ -8,7 +8,6 @@ the canonical alert rules and exemplar storage on.
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -26,10 +25,7 @@ from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ROOT, Service, free_port, http_ok, start, wait_until
 from tests.support.promql import Query, dashboard_queries, presence_form, render, rule_queries
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus"),
-]
+pytestmark = pytest.mark.e2e
 
 OBSERVABILITY = ROOT / "observability"
 DASHBOARD = OBSERVABILITY / "grafana" / "dashboards" / "ocr-platform.json"

@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
+import contract
 from gateway.protocol import pb, pb_grpc
 from tests.conftest import ModelServer, start_model_server
 from tests.support import bad_inputs as bad
@@ -142,6 +143,36 @@ def test_rest_v2_json_with_base64_the_seed_way(model_server: ModelServer) -> Non
     assert isinstance(json.loads(outputs["words"]), list)
 
 
+def test_the_prototype_request_shape_input_0_and_outputs_0(model_server: ModelServer) -> None:
+    """The public prototype's gateway: one BYTES input named `input-0` over REST v2, and the
+    text read from `outputs[0]`."""
+    response = rest_infer(
+        model_server,
+        {"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [b64(GOOD)]}]},
+    )
+    assert response.status_code == 200, response.text
+    first = response.json()["outputs"][0]
+    assert first["name"] == "text"
+    assert first["data"][0].strip() == GOOD_TEXT
+
+
+def test_input_0_over_grpc_with_kserve_client(model_server: ModelServer) -> None:
+    async def call() -> str:
+        client = InferenceGRPCClient(model_server.grpc_target, timeout=30)
+        try:
+            tensor = InferInput("input-0", [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([GOOD], dtype=np.object_), binary_data=True)
+            response = await client.infer(
+                InferRequest(model_name="ocr-model", infer_inputs=[tensor], request_id="p-1")
+            )
+            text: bytes = response.outputs[0].as_numpy()[0]
+            return text.decode()
+        finally:
+            await client.close()
+
+    assert asyncio.run(call()).strip() == GOOD_TEXT
+
+
 def test_model_metadata_documents_the_contract(model_server: ModelServer) -> None:
     with grpc.insecure_channel(model_server.grpc_target) as channel:
         meta = pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(
@@ -153,6 +184,8 @@ def test_model_metadata_documents_the_contract(model_server: ModelServer) -> Non
         ("confidence", "FP32", [1]),
         ("words", "BYTES", [1]),
     ]
+    # The same list the contract module holds, in its order.
+    assert [t.name for t in meta.outputs] == [spec.name for spec in contract.OUTPUTS]
 
 
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:

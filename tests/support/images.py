@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-#: The shared test corpus (Tesseract's own test pages with ground truth); CI has it too.
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
+#: Tesseract's own test pages with ground truth (tests/data/tesseract/README.md: origin, licence).
+TESTDATA = Path(__file__).resolve().parents[1] / "data" / "tesseract"
 
 
 def render_line(text: str, size: tuple[int, int] = (800, 80), font_px: int = 40) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,25 +47,88 @@ def wait_until(
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s")
 
 
+#: How long the members of a process group get to vanish after SIGKILL (they cannot refuse it).
+KILL_WAIT_S = 10.0
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of group `pgid` exists (an unreaped zombie counts)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to every process of group `pgid`; a group already gone is no error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def living_members(pgid: int) -> list[int]:
+    """PIDs of the processes of group `pgid` that still run (not zombies), from /proc."""
+    living: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            living.append(int(entry))
+    return living
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
+    """Poll until group `pgid` has no process left; False if it still has one at `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 @dataclass
 class Service:
-    """A process we started; stop it by its PID."""
+    """A process we started as the leader of its own process group (its children join it)."""
 
     process: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def pgid(self) -> int:
+        """The process group: `start()` makes the process a session leader, so its own PID."""
+        return self.process.pid
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        """Send `sig` and wait for exit (SIGKILL after `timeout_s`); return the exit code."""
-        if self.alive():
-            self.process.send_signal(sig)
-            try:
-                return self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
+        """Send `sig` to the whole process group and wait until every process of it has exited.
+
+        Whatever is still running after `timeout_s` (the leader or a child it left behind) gets
+        SIGKILL, so when this returns no process of the group is alive. Returns the leader's
+        exit code.
+        """
+        deadline = time.monotonic() + timeout_s
+        signal_group(self.pgid, sig)
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            signal_group(self.pgid, signal.SIGKILL)
+            code = self.process.wait()
+        # The leader is reaped; children it did not wait for get what is left of the timeout.
+        if not _wait_group_gone(self.pgid, max(0.0, deadline - time.monotonic())):
+            signal_group(self.pgid, signal.SIGKILL)
+            # Orphans are reaped by init, which can take a moment; zombies are dead already.
+            if not _wait_group_gone(self.pgid, KILL_WAIT_S) and living_members(self.pgid):
+                raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
+        return code
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

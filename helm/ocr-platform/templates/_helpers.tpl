@@ -233,9 +233,6 @@ lifecycle:
   value: {{ .Values.model.workers | quote }}
 - name: OCR_MODEL_GRACE_PERIOD_S
   value: {{ .Values.model.gracePeriodSeconds | quote }}
-# One Tesseract thread per image: the worker pool, not OpenMP, uses the cores.
-- name: OMP_THREAD_LIMIT
-  value: "1"
 {{- with include "ocr-platform.otelEnv" $ctx }}{{ . | nindent 0 }}{{ end }}
 {{- with include "ocr-platform.extraEnv" $ctx }}{{ . | trimPrefix "\n" | nindent 0 }}{{ end }}
 {{- end }}

@@ -10,7 +10,6 @@ about four minutes on two cores; a warm one well under a minute.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +24,6 @@ from tests.support.processes import ROOT, free_port, http_ok, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        shutil.which("podman") is None,
-        reason="podman is not installed (`make system-deps` installs podman, runc, debootstrap)",
-    ),
     # The first test pays for debootstrap and both image builds.
     pytest.mark.timeout(1800),
 ]
@@ -226,7 +221,7 @@ def test_image_configuration(podman: Podman, images: Images, component: str) -> 
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PYTHONUNBUFFERED"] == "1"
     if component == "model":
-        assert env["OMP_THREAD_LIMIT"] == "1"
+        assert "OMP_THREAD_LIMIT" not in env  # the engine sets it, in one place
         assert env["OCR_MODEL_TESSDATA_DIR"] == "/usr/share/tesseract-ocr/5/tessdata"
 
 

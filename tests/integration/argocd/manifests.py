@@ -21,7 +21,7 @@ ENVIRONMENTS: Final = ARGOCD / "environments"
 ARGO_CD_VALUES: Final = ARGOCD / "bootstrap" / "argo-cd.yaml"
 PLATFORM_CHART: Final = ROOT / "helm" / "ocr-platform"
 HELM: Final = ROOT / ".tools" / "bin" / "helm"
-CRD_SCHEMAS: Final = ROOT.parent / "shared" / "crd-schemas"
+CRD_SCHEMAS: Final = ROOT / "tests" / "data" / "crd-schemas"
 BOOTSTRAP_SCRIPT: Final = ROOT / "scripts" / "bootstrap-cluster.sh"
 
 ARGO_GROUP: Final = "argoproj.io"
@@ -143,7 +143,7 @@ def strict(schema: Any) -> Any:
 
 
 def crd_schema(kind: str, version: str) -> dict[str, Any]:
-    """The strict JSON schema of an argoproj.io custom resource from ../shared/crd-schemas."""
+    """The strict JSON schema of an argoproj.io custom resource from tests/data/crd-schemas."""
     path = CRD_SCHEMAS / ARGO_GROUP / f"{ARGO_KINDS[kind]}_{version}.json"
     schema: dict[str, Any] = strict(json.loads(path.read_text(encoding="utf-8")))
     return schema

@@ -1,7 +1,7 @@
 """argocd/ renders with the real helm into valid Argo CD resources that deploy what they should.
 
 The app-of-apps chart (argocd/apps) is rendered with `.tools/bin/helm` (`make tools`); every
-Application and AppProject is validated against its CRD schema from ../shared/crd-schemas with
+Application and AppProject is validated against its CRD schema from tests/data/crd-schemas with
 unknown fields refused. The per-environment overrides are rendered with helm/ocr-platform the way
 the ocr-platform Application renders them.
 """
@@ -22,7 +22,6 @@ from tests.integration.argocd.manifests import (
     ARGO_CD_VALUES,
     ARGO_KINDS,
     ARGOCD,
-    CRD_SCHEMAS,
     ENVIRONMENTS,
     HELM,
     PLATFORM_CHART,
@@ -98,9 +97,7 @@ def argo_documents(docs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 
 
 def validate(doc: Mapping[str, Any]) -> list[str]:
-    """Schema errors of an argoproj.io resource (skips the test when the schemas are absent)."""
-    if not CRD_SCHEMAS.is_dir():
-        pytest.skip(f"{CRD_SCHEMAS} is absent (CI always has ../shared beside the repository)")
+    """Schema errors of an argoproj.io resource, against its CRD schema in tests/data."""
     version = str(doc["apiVersion"]).split("/", 1)[1]
     validator = Draft7Validator(crd_schema(str(doc["kind"]), version))
     return [
@@ -402,16 +399,14 @@ def test_mebibytes_reads_kubernetes_quantities() -> None:
 # --- per-environment overrides with the real chart -------------------------------------------
 
 
-def require_platform_chart() -> dict[str, Any]:
-    if not (PLATFORM_CHART / "Chart.yaml").exists():
-        pytest.skip("helm/ocr-platform/Chart.yaml does not exist yet")
+def platform_defaults() -> dict[str, Any]:
     defaults: dict[str, Any] = load_yaml(PLATFORM_CHART / "values.yaml")
     return defaults
 
 
 @pytest.mark.parametrize("values_file", ENVIRONMENT_FILES, ids=lambda p: p.parent.name)
 def test_environment_values_hold_overrides_only(values_file: Path) -> None:
-    defaults = require_platform_chart()
+    defaults = platform_defaults()
     assert override_paths(load_yaml(values_file), defaults) == []
 
 
@@ -421,7 +416,7 @@ def test_environment_values_render_with_the_chart(
 ) -> None:
     """Render helm/ocr-platform as the ocr-platform Application does: its value files, then
     its valuesObject on top."""
-    require_platform_chart()
+    platform_defaults()
     docs = helm.render_apps(f"environment={values_file.parent.name}")
     app = next(a for a in applications(docs) if a["metadata"]["name"] == "ocr-platform")
     source = sources(app)[0]

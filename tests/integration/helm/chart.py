@@ -19,8 +19,8 @@ CHART = ROOT / "helm" / "ocr-platform"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 HELM = TOOLS_BIN / "helm"
 CHECKOV = TOOLS_BIN / "checkov"
-#: JSON Schemas of the custom resources (kubeconform catalog layout), beside the repository.
-CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
+#: JSON Schemas of the custom resources (kubeconform catalog layout), copied into tests/data.
+CRD_SCHEMAS = ROOT / "tests" / "data" / "crd-schemas"
 RELEASE = "ocr-platform"
 NAMESPACE = "ocr"
 

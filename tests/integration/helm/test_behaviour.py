@@ -112,7 +112,8 @@ def test_inferenceservice_mode_replaces_the_model_deployment(
     model = container(isvc)
     assert model["name"] == "kserve-container"
     assert model["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
-    assert env_of(model)["OMP_THREAD_LIMIT"] == "1"
+    # The engine sets it itself (model/engine/backends.py); the chart leaves it to the engine.
+    assert "OMP_THREAD_LIMIT" not in env_of(model)
     gateway_env = env_of(container(rendered.one("Deployment", GATEWAY)))
     assert gateway_env["OCR_GATEWAY_MODEL_ADDRESS"] == (
         f"dns:///{MODEL}-predictor.{NAMESPACE}.svc.cluster.local:80"
@@ -272,10 +273,10 @@ def test_tracing_env_only_with_an_endpoint(
 def test_model_threads_match_its_cpu_limit(
     rendered_all: dict[str, Rendered], scenario: str
 ) -> None:
-    """One Tesseract thread per image and one worker per core of the limit."""
+    """One worker per core of the limit (the engine itself keeps one Tesseract thread each)."""
     model = container(rendered_all[scenario].one("Deployment", MODEL))
     env = env_of(model)
-    assert env["OMP_THREAD_LIMIT"] == "1"
+    assert "OMP_THREAD_LIMIT" not in env
     workers = values(rendered_all[scenario].scenario)["model"]["workers"]
     assert env["OCR_MODEL_WORKERS"] == str(workers)
     assert str(model["resources"]["limits"]["cpu"]) == str(workers)

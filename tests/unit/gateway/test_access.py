@@ -5,6 +5,7 @@ import os
 import pytest
 
 from gateway.access import key_id
+from gateway.errors import RateLimitedError, UnauthorizedError
 from gateway.settings import GatewaySettings
 from tests.unit.gateway.helpers import SettingsFactory, assert_error, gateway_client
 
@@ -16,7 +17,8 @@ KEY, OTHER = "k-" + "a" * 30, "k-" + "b" * 30
 async def test_keys_are_required_except_on_probes(make_settings: SettingsFactory) -> None:
     async with gateway_client(make_settings(api_keys=[KEY])) as client:
         missing = await client.post("/gateway/ocr")
-        assert_error(missing, 401, "unauthorized")
+        message = assert_error(missing, UnauthorizedError.status, UnauthorizedError.code)
+        assert message == UnauthorizedError("X-API-Key").message
         wrong = await client.post("/gateway/ocr", headers={"X-API-Key": "nope"})
         assert_error(wrong, 401, "unauthorized")
         # A valid key passes the gate (then the missing file is the problem).
@@ -34,8 +36,10 @@ async def test_rate_limit_is_per_key_with_retry_after(make_settings: SettingsFac
             ok = await client.post("/gateway/ocr", headers={"X-API-Key": KEY})
             assert ok.status_code == 422
         limited = await client.post("/gateway/ocr", headers={"X-API-Key": KEY})
-        assert_error(limited, 429, "rate_limited")
-        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        message = assert_error(limited, RateLimitedError.status, RateLimitedError.code)
+        retry_after = int(limited.headers["retry-after"])
+        assert 1 <= retry_after <= 60
+        assert message == RateLimitedError(per_minute=2, retry_after_s=retry_after).message
         # Another key has its own budget; probes never count.
         assert (await client.post("/gateway/ocr", headers={"X-API-Key": OTHER})).status_code == 422
         assert (await client.get("/healthz")).status_code == 200

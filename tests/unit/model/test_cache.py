@@ -11,10 +11,10 @@ from kserve.protocol.infer_type import InferRequest
 from prometheus_client import CollectorRegistry
 
 from gateway.codec import build_infer_request
+from model.assembly import create_model
 from model.engine import OcrOptions, OcrResult, ResultCache
 from model.engine.cache import INLINE_HASH_MAX_BYTES
 from model.predictor import OcrModel
-from model.server import create_model
 from model.settings import ModelSettings
 from tests.support.images import line_png
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import struct
 
 import orjson
@@ -11,7 +12,8 @@ from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from model.codec import build_response, parse_request
+import contract
+from model.codec import OUTPUT_ENCODERS, build_response, parse_request, words_json
 from model.engine import OcrOptions, OcrResult, Word
 
 pytestmark = pytest.mark.unit
@@ -86,7 +88,6 @@ def test_rest_base64_element_and_json_parameters() -> None:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (rest(["aGk="], name="img"), "must be named 'image'"),
         (rest(["aGk="], datatype="FP32"), "datatype BYTES"),
         (rest(["aGk=", "aGk="], shape=[2]), r"shape \[1\]"),
         (rest(["aGk="], shape=[-5]), r"shape \[1\]"),
@@ -102,6 +103,32 @@ def test_rest_base64_element_and_json_parameters() -> None:
 def test_malformed_requests_are_invalid_input(request_: InferRequest, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_request(request_, DEFAULTS)
+
+
+@pytest.mark.parametrize("name", ["input-0", "img", "image"])
+def test_the_one_bytes_input_is_the_image_whatever_its_name(name: str) -> None:
+    request = rest([base64.b64encode(IMAGE).decode()], name=name)
+    assert parse_request(request, DEFAULTS) == (IMAGE, DEFAULTS)
+
+
+def test_a_wrongly_typed_input_is_named_in_the_error() -> None:
+    with pytest.raises(InvalidInput, match="input 'input-0' must have datatype BYTES"):
+        parse_request(rest([1.0], name="input-0", datatype="FP32"), DEFAULTS)
+
+
+def test_every_contract_output_has_an_encoder_and_text_comes_first() -> None:
+    assert list(OUTPUT_ENCODERS) == [spec.name for spec in contract.OUTPUTS]
+    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model").to_grpc()
+    assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
+        (spec.name, spec.datatype, list(spec.shape)) for spec in contract.OUTPUTS
+    ]
+    assert response.outputs[0].name == contract.TEXT.name == "text"
+
+
+def test_engine_words_carry_every_contract_word_field() -> None:
+    words = orjson.loads(words_json(RESULT))
+    assert [list(word) for word in words] == [list(contract.WORD_FIELDS)] * len(RESULT.words)
+    assert {f.name for f in dataclasses.fields(Word)} == set(contract.WORD_FIELDS)
 
 
 def test_no_inputs_and_two_inputs() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,7 +183,6 @@ def test_pool_runs_concurrent_requests_off_the_event_loop(pool: EnginePool) -> N
     assert asyncio.run(run()) == texts
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="the Tesseract CLI is not installed")
 def test_pytesseract_backend_matches_the_cli(tmp_path: Path) -> None:
     engine = OcrEngine(PytesseractBackend(TESSDATA), max_pixels=40_000_000)
     path = tmp_path / "line.png"

@@ -1,4 +1,4 @@
-"""Model metrics: our names never collide with KServe's, and the server can be built twice."""
+"""Model metrics: our names never collide with KServe's, and the server can be started twice."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import pkgutil
 
 import kserve
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
+from model.assembly import create_model
 from model.engine import OcrResult, StageTimings, Word
 from model.metrics import ModelMetrics
-from model.server import OcrModelServer, create_model
+from model.server import OcrModelServer
 from model.settings import ModelSettings
 
 pytestmark = pytest.mark.unit
@@ -26,22 +27,64 @@ def import_all_of_kserve() -> None:
             continue
 
 
-def test_building_the_server_twice_beside_kserve_does_not_collide() -> None:
+def metric_names(registry: CollectorRegistry) -> set[str]:
+    return {metric.name for metric in registry.collect()}
+
+
+@pytest.fixture
+def serving_stubbed(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """`OcrModelServer.start` runs for real, but KServe's serving loop returns at once.
+
+    Each "run" records the metric names KServe's `/metrics` (the default REGISTRY) serves while
+    the server is up, and drops the server coroutines it was handed unstarted.
+    """
+    served: list[set[str]] = []
+
+    def serve_nothing(self: kserve.ModelServer, models: list[object]) -> None:
+        served.append(metric_names(REGISTRY))
+        for coroutine in self.servers:
+            coroutine.close()
+
+    monkeypatch.setattr(kserve.ModelServer, "start", serve_nothing)
+    return served
+
+
+def test_building_the_server_twice_beside_kserve_does_not_collide(
+    serving_stubbed: list[set[str]],
+) -> None:
     import_all_of_kserve()
+    kserves = metric_names(REGISTRY)
+    assert "request_predict_seconds" in kserves
     settings = ModelSettings()
+    ours: list[set[str]] = []
     for _ in range(2):
+        # What `python -m model` does: a new model and server, started, stopped; the second
+        # server registers its metrics in the same process's REGISTRY as the first.
         model = create_model(settings)
-        OcrModelServer(settings, model.metrics)
-        # What /metrics serves while the server runs: KServe's registry plus ours.
-        served = CollectorRegistry()
-        served.register(REGISTRY)
-        served.register(model.metrics.registry)
-    names = {metric.name for metric in REGISTRY.collect()}
-    assert "request_predict_seconds" in names
-    ours = {metric.name for metric in model.metrics.registry.collect()}
-    assert ours
-    assert all(name.startswith("ocr_") for name in ours)
-    assert not ours & names
+        ours.append(metric_names(model.metrics.registry))
+        OcrModelServer(settings, model.metrics).start([model])
+        assert metric_names(REGISTRY) == kserves  # ours left with the server
+    assert ours[0] == ours[1]
+    assert ours[0]
+    assert all(name.startswith("ocr_") for name in ours[0])
+    assert not ours[0] & kserves
+    # While each server ran, /metrics served KServe's metrics and ours.
+    assert serving_stubbed == [kserves | ours[0]] * 2
+
+
+def test_a_metric_named_like_kserves_is_refused(serving_stubbed: list[set[str]]) -> None:
+    """The check above can fail: a colliding name makes the server's registration raise."""
+    import_all_of_kserve()
+    before = metric_names(REGISTRY)
+    registry = CollectorRegistry()
+    Histogram("request_predict_seconds", "Collides with KServe's.", registry=registry)
+    with pytest.raises(ValueError, match="request_predict_seconds"):
+        REGISTRY.register(registry)
+    colliding = ModelMetrics(registry)
+    with pytest.raises(ValueError, match="request_predict_seconds"):
+        OcrModelServer(ModelSettings(), colliding).start([])
+    assert serving_stubbed == []  # refused before serving
+    assert metric_names(REGISTRY) == before
 
 
 def sample(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from model.assembly import create_backend, create_model
 from model.engine import PytesseractBackend, TesserocrBackend
-from model.server import create_backend, create_model
 from model.settings import ModelSettings
 
 pytestmark = pytest.mark.unit

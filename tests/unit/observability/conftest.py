@@ -1,4 +1,4 @@
-"""Fixtures of the observability tests: the promtool binary, or a skip when it is absent."""
+"""Fixtures of the observability tests: the promtool binary `make test` installs."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from tests.unit.observability.helpers import Promtool
 def promtool() -> Promtool:
     """promtool from PATH; CI installs it (`apt-get install prometheus`)."""
     path = shutil.which("promtool")
-    if path is None:
-        pytest.skip(
-            "promtool is not installed (apt-get install --no-install-recommends prometheus)"
-        )
+    # `make test` installs it (scripts/install-system-deps.sh): its absence is a broken setup.
+    assert path is not None, "promtool is missing: run `make system-deps` (Debian's prometheus)"
     return Promtool(path)

@@ -11,7 +11,14 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 
-from telemetry import configure_logging, exemplar, metrics_response, tracing_requested
+from telemetry import (
+    configure_logging,
+    configure_tracing,
+    exemplar,
+    metrics_response,
+    tracing_off_reason,
+    tracing_requested,
+)
 from telemetry.logs import TraceContextFilter
 
 pytestmark = pytest.mark.unit
@@ -95,3 +102,27 @@ def test_exemplars_carry_the_sampled_trace_id_and_only_openmetrics_shows_them() 
     classic, classic_type = metrics_response(registry, None)
     assert classic_type.startswith("text/plain")
     assert "trace_id" not in classic.decode()
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_SDK_DISABLED": "true"}, "DISABLED"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_TRACES_EXPORTER": "none"}, "none"),
+        ({}, "no OTEL_EXPORTER_OTLP_ENDPOINT set"),
+    ],
+)
+def test_tracing_off_says_why_from_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    env: dict[str, str],
+    reason: str,
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.INFO, logger="telemetry.tracing"):
+        assert configure_tracing("svc") is None
+    assert [r.getMessage() for r in caplog.records] == [f"tracing off: {tracing_off_reason(env)}"]
+    assert reason in caplog.records[0].getMessage()

@@ -1,0 +1,51 @@
+"""The v2 tensors of the OCR model: one BYTES input, the outputs in the order they are sent.
+
+`text` stays the first output: clients written for a single-output model read `outputs[0]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+Datatype = Literal["BYTES", "FP32"]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One v2 tensor: its name, datatype and shape, and what it holds."""
+
+    name: str
+    datatype: Datatype
+    description: str
+    shape: tuple[int, ...] = (1,)
+    default: bool = True
+    """Sent when a request lists no outputs."""
+
+    def metadata(self) -> dict[str, Any]:
+        """The tensor as `ModelMetadata` lists it (KServe's get_input/output_types shape)."""
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+IMAGE: Final = TensorSpec(
+    "image",
+    "BYTES",
+    "The encoded file, one element. A request with exactly one BYTES input is read as the image "
+    "whatever the input's name (e.g. `input-0`), as KServe's custom models read `inputs[0]`.",
+)
+
+TEXT: Final = TensorSpec("text", "BYTES", "UTF-8 text of the page, lines separated by newlines.")
+CONFIDENCE: Final = TensorSpec(
+    "confidence", "FP32", "Mean word confidence, 0-100 (0 when no word was found)."
+)
+WORDS: Final = TensorSpec(
+    "words", "BYTES", "UTF-8 JSON list of word objects (see `contract.words.Word`)."
+)
+
+#: Every output, in the order a response carries them.
+OUTPUTS: Final[tuple[TensorSpec, ...]] = (TEXT, CONFIDENCE, WORDS)
+OUTPUTS_BY_NAME: Final[Mapping[str, TensorSpec]] = MappingProxyType({o.name: o for o in OUTPUTS})
+#: Names of the outputs a request that lists none receives.
+DEFAULT_OUTPUTS: Final[tuple[str, ...]] = tuple(o.name for o in OUTPUTS if o.default)

@@ -1,0 +1,257 @@
+"""EnginePool's admission, deadlines and cancellation, with a fake backend the test controls.
+
+The fake backend blocks each recognition on an event the test sets, records the options and
+the time budget it was handed and the thread it ran on, and returns canned text. Requests are
+told apart by their page-segmentation mode (`psm`), which the backend records. Waits poll
+events and counters with bounds; nothing sleeps to let time pass "probably enough".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from model.engine import (
+    EngineBusyError,
+    EnginePool,
+    EngineTimeoutError,
+    OcrEngine,
+    OcrOptions,
+    OcrResult,
+    Word,
+)
+from tests.support.images import line_png
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
+
+PAGE = line_png("Pool under test")
+TEXT = "canned text\n"
+WORDS = (Word("canned", 90.0, 0, 0, 10, 10, 1, 1), Word("text", 80.0, 12, 0, 10, 10, 1, 1))
+#: Upper bound of every wait in this module; a healthy run needs milliseconds.
+WAIT_S = 5.0
+
+
+@dataclass
+class Call:
+    """What the backend saw of one recognition."""
+
+    psm: int
+    timeout_s: float | None
+    thread: str
+
+
+@dataclass
+class FakeBackend:
+    """A `Backend` whose recognitions block until `release` is set."""
+
+    name: str = "fake"
+    release: threading.Event = field(default_factory=threading.Event)
+    calls: list[Call] = field(default_factory=list)
+    warmed: list[tuple[str, OcrOptions]] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def languages(self) -> frozenset[str]:
+        return frozenset({"eng"})
+
+    def warm(self, options: OcrOptions) -> None:
+        with self._changed:
+            self.warmed.append((threading.current_thread().name, options))
+            self._changed.notify_all()
+
+    def recognize(
+        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
+    ) -> tuple[str, tuple[Word, ...]]:
+        with self._changed:
+            self.calls.append(Call(options.psm, timeout_s, threading.current_thread().name))
+            self._changed.notify_all()
+        if not self.release.wait(WAIT_S):
+            raise AssertionError("the test never released the backend")
+        return TEXT, WORDS
+
+    def seen(self) -> list[int]:
+        """The psm of every recognition that reached the backend, in order."""
+        with self._changed:
+            return [call.psm for call in self.calls]
+
+    def wait_for(self, what: str, check: Callable[[], bool]) -> None:
+        """Block until `check()` (read under the lock) holds; fail after WAIT_S."""
+        with self._changed:
+            if not self._changed.wait_for(check, WAIT_S):
+                raise AssertionError(f"timed out waiting for {what}")
+
+    async def entered(self, count: int) -> None:
+        """Wait, off the event loop, until `count` recognitions have reached the backend."""
+        await asyncio.to_thread(
+            self.wait_for, f"{count} calls in the backend", lambda: len(self.calls) >= count
+        )
+
+
+@dataclass
+class Pools:
+    """Builds pools on a fresh fake backend and closes them (released) at the end."""
+
+    backend: FakeBackend = field(default_factory=FakeBackend)
+    made: list[EnginePool] = field(default_factory=list)
+
+    def __call__(self, workers: int, max_queue: int) -> EnginePool:
+        engine = OcrEngine(self.backend, max_pixels=10_000_000, max_frames=4)
+        pool = EnginePool(engine, workers, OcrOptions(psm=11), max_queue=max_queue)
+        self.made.append(pool)
+        return pool
+
+
+@pytest.fixture
+def pools() -> Iterator[Pools]:
+    made = Pools()
+    yield made
+    made.backend.release.set()  # a failed test may have left workers blocked
+    for pool in made.made:
+        pool.close(wait=True)
+
+
+def ocr(pool: EnginePool, psm: int, timeout_s: float | None = None) -> asyncio.Task[OcrResult]:
+    """Start one recognition, tagged by `psm`, as a task of the running loop."""
+    return asyncio.create_task(pool.recognize(PAGE, OcrOptions(psm=psm), timeout_s))
+
+
+def refused_at_once(coroutine: Coroutine[Any, Any, OcrResult]) -> None:
+    """The coroutine raises EngineBusyError in its first step: it never waits for anything."""
+    with pytest.raises(EngineBusyError, match="busy"):
+        coroutine.send(None)
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Let the event loop run until `check()` holds; fail after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+def test_a_full_pool_refuses_one_more_at_once(pools: Pools) -> None:
+    pool = pools(workers=2, max_queue=2)
+    backend = pools.backend
+
+    async def scenario() -> None:
+        admitted = [ocr(pool, psm) for psm in (1, 2, 3, 4)]
+        await backend.entered(2)  # both workers busy; the other two wait in the queue
+        refused_at_once(pool.recognize(PAGE, OcrOptions(psm=5)))
+        assert sorted(backend.seen()) == [1, 2]
+        backend.release.set()
+        results = await asyncio.gather(*admitted)
+        assert [r.text for r in results] == [TEXT] * 4
+        assert sorted(backend.seen()) == [1, 2, 3, 4]
+        # Every slot is free again.
+        again = await asyncio.gather(*(ocr(pool, psm) for psm in (6, 7, 8, 9)))
+        assert len(again) == 4
+
+    asyncio.run(scenario())
+    assert 5 not in pools.backend.seen()
+
+
+def test_a_request_expires_while_queued_without_reaching_the_backend(pools: Pools) -> None:
+    pool = pools(workers=1, max_queue=4)
+    backend = pools.backend
+    budget_s = 0.02
+
+    async def scenario() -> None:
+        running = ocr(pool, 1)
+        await backend.entered(1)
+        queued = ocr(pool, 2, timeout_s=budget_s)
+        await asyncio.sleep(0)  # let it submit its work (and start its clock)
+        submitted = time.perf_counter()  # no earlier than the pool's own start
+        # Hold the only worker until the queued request's budget has certainly run out.
+        await until(lambda: time.perf_counter() > submitted + budget_s, "the budget to pass")
+        backend.release.set()
+        with pytest.raises(EngineTimeoutError, match="waited for a worker"):
+            await queued
+        assert (await running).text == TEXT
+
+    asyncio.run(scenario())
+    assert backend.seen() == [1]
+
+
+def test_a_cancelled_callers_queued_work_is_dropped_and_its_slot_freed(pools: Pools) -> None:
+    pool = pools(workers=1, max_queue=1)
+    backend = pools.backend
+
+    async def scenario() -> None:
+        running = ocr(pool, 1)
+        await backend.entered(1)
+        abandoned = ocr(pool, 2)
+        await asyncio.sleep(0)  # let it submit its work to the queue
+        refused_at_once(pool.recognize(PAGE, OcrOptions(psm=3)))  # the pool is full
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        # Its slot is free before the worker is: one more fits, and only one.
+        replacement = ocr(pool, 4)
+        await asyncio.sleep(0)
+        refused_at_once(pool.recognize(PAGE, OcrOptions(psm=5)))
+        backend.release.set()
+        assert (await running).text == TEXT
+        assert (await replacement).text == TEXT
+
+    asyncio.run(scenario())
+    assert backend.seen() == [1, 4]
+
+
+def test_the_backend_gets_the_budget_minus_the_queue_wait(pools: Pools) -> None:
+    pool = pools(workers=1, max_queue=4)
+    backend = pools.backend
+    budget_s, held_s = 5.0, 0.05
+
+    async def scenario() -> OcrResult:
+        running = ocr(pool, 1)
+        await backend.entered(1)
+        queued = ocr(pool, 2, timeout_s=budget_s)
+        await asyncio.sleep(0)  # let it submit its work (and start its clock)
+        submitted = time.perf_counter()  # no earlier than the pool's own start
+        await until(lambda: time.perf_counter() > submitted + held_s, "a measurable queue wait")
+        backend.release.set()
+        await running
+        return await queued
+
+    result = asyncio.run(scenario())
+    first, second = backend.calls
+    assert (first.psm, first.timeout_s) == (1, None)  # no budget, no limit
+    assert second.psm == 2
+    assert second.timeout_s is not None
+    assert result.timings.queue_s >= held_s
+    assert 0 < second.timeout_s <= budget_s - held_s
+    assert second.timeout_s == pytest.approx(budget_s - result.timings.queue_s, abs=1e-6)
+
+
+def test_an_unqueued_request_gets_nearly_its_whole_budget(pools: Pools) -> None:
+    pool = pools(workers=1, max_queue=0)
+    pools.backend.release.set()
+    asyncio.run(pool.recognize(PAGE, OcrOptions(psm=1), 5.0))
+    (call,) = pools.backend.calls
+    assert call.timeout_s is not None
+    assert 4.0 < call.timeout_s <= 5.0
+
+
+def test_warm_loads_the_default_options_on_every_worker_thread(pools: Pools) -> None:
+    pool = pools(workers=3, max_queue=0)
+    pool.warm(timeout_s=WAIT_S)
+    threads = [thread for thread, _ in pools.backend.warmed]
+    assert len(threads) == 3
+    assert len(set(threads)) == 3
+    assert all(name.startswith("ocr-engine") for name in threads)
+    assert {options for _, options in pools.backend.warmed} == {OcrOptions(psm=11)}
+    # Recognitions run on those same, warmed threads.
+    pools.backend.release.set()
+
+    async def scenario() -> None:
+        await asyncio.gather(*(ocr(pool, psm) for psm in (1, 2, 3)))
+
+    asyncio.run(scenario())
+    assert {call.thread for call in pools.backend.calls} <= set(threads)
