@@ -246,5 +246,5 @@ def test_image_carries_only_its_own_code(component: str) -> None:
         for arguments in stage.all("COPY")
         if not arguments.startswith("--from=")
     }
-    assert {component, "telemetry"} <= copied
+    assert {component, "contract", "common", "telemetry"} <= copied
     assert not copied & (set(COMPONENTS) - {component})
