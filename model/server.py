@@ -32,6 +32,25 @@ from .settings import ModelSettings
 logger = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+#: Beyond the longest request, what a call on an aged connection gets to finish.
+CONNECTION_AGE_GRACE_MARGIN_S = 5.0
+
+
+def server_options(settings: ModelSettings) -> list[tuple[str, int]]:
+    """gRPC server options: message limits, and connections that age out (so clients re-resolve
+    DNS and spread over pods added later) with a grace longer than the longest request."""
+    limit = settings.max_message_bytes
+    options = [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+    ]
+    if settings.max_connection_age_s > 0:
+        grace_s = settings.max_request_s + CONNECTION_AGE_GRACE_MARGIN_S
+        options += [
+            ("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(grace_s * 1000)),
+        ]
+    return options
 
 
 class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no type information
@@ -57,7 +76,6 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
 
     async def start(self, max_workers: int) -> None:
         """Serve until stopped (KServe awaits this coroutine beside the REST server)."""
-        limit = self._settings.max_message_bytes
         interceptors: list[Any] = []
         if self._tracer_provider is not None:
             from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
@@ -75,10 +93,7 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
             interceptors=interceptors,
-            options=[
-                ("grpc.max_send_message_length", limit),
-                ("grpc.max_receive_message_length", limit),
-            ],
+            options=server_options(self._settings),
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceServicer(self._data_plane, self._model_repository_extension), self._server
@@ -92,7 +107,7 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
             ),
             self._server,
         )
-        self._server.add_insecure_port(f"[::]:{self._port}")
+        self._server.add_insecure_port(f"{self._settings.grpc_host}:{self._port}")
         await self._server.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         for service in ("", INFERENCE_SERVICE):

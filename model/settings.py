@@ -28,6 +28,10 @@ class ModelSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     """REST v2 port; also serves `/metrics`."""
 
+    grpc_host: str = Field(default="[::]", min_length=1)
+    """Address the gRPC server binds to: every interface by default; e.g. `127.0.0.2` to run
+    several model servers on one port of different loopback addresses."""
+
     grpc_port: int = Field(default=8081, ge=1, le=65535)
     """gRPC v2 port, with server reflection and grpc.health.v1."""
 
@@ -70,6 +74,12 @@ class ModelSettings(BaseSettings):
     result_cache_entries: int = Field(default=0, ge=0)
     """Results kept for repeated uploads (same bytes, same options), least recently used
     evicted first; 0 turns the cache off. A one-line result is a few KiB, a dense page ~100 KiB."""
+
+    max_connection_age_s: float = Field(default=60.0, ge=0)
+    """Seconds after which the gRPC server asks a client to open a new connection (GOAWAY);
+    0 keeps connections forever. Clients re-resolve DNS only when a connection ends, so this is
+    how gateways balancing with `round_robin` over a headless Service find pods added since
+    they connected. Calls in flight get `max_request_s` plus 5 s to finish on the old one."""
 
     grace_period_s: int = Field(default=30, ge=0)
     """Seconds in-flight requests get to finish on shutdown."""
