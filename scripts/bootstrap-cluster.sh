@@ -21,6 +21,8 @@
 #   -h, --help           print this help
 # Needs: kubectl, helm, git, and minikube, or kind plus docker or podman. Argo CD reads the
 # repository at REV from the remote: push the tag first (git push origin REV).
+# ALERTMANAGER_WEBHOOK_URL: where an environment whose Alertmanager mounts the Secret
+# monitoring/alertmanager-webhook (production) sends alerts; creates that Secret when missing.
 set -euo pipefail
 
 ARGO_CD_CHART_VERSION="9.5.2"
@@ -28,9 +30,11 @@ ARGO_CD_CHART_REPO="https://argoproj.github.io/argo-helm"
 ARGOCD_NAMESPACE="argocd"
 MONITORING_NAMESPACE="monitoring"
 GRAFANA_SECRET="grafana-admin"
+# Key `url`: the webhook URL of the environments whose Alertmanager mounts it (production).
+ALERTMANAGER_SECRET="alertmanager-webhook"
 IMAGE_TAG="local"
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -204,6 +208,26 @@ else
   printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\nstringData:\n  admin-user: admin\n  admin-password: "%s"\n' \
     "$GRAFANA_SECRET" "$MONITORING_NAMESPACE" "$password" | kc create -f - >/dev/null
   unset password
+fi
+
+# --- Alertmanager webhook Secret (kept out of Git; only where the environment mounts it) ----------
+
+# The Alertmanager pod does not start before its Secret exists: create it before the first sync.
+if grep -qsE "^[[:space:]]*-[[:space:]]*${ALERTMANAGER_SECRET}[[:space:]]*$" \
+  "argocd/environments/$environment/stack/kube-prometheus-stack.yaml"; then
+  if kc -n "$MONITORING_NAMESPACE" get secret "$ALERTMANAGER_SECRET" >/dev/null 2>&1; then
+    log "keeping Secret $MONITORING_NAMESPACE/$ALERTMANAGER_SECRET"
+  elif [[ -n "${ALERTMANAGER_WEBHOOK_URL:-}" ]]; then
+    log "creating Secret $MONITORING_NAMESPACE/$ALERTMANAGER_SECRET from ALERTMANAGER_WEBHOOK_URL"
+    # Through stdin, so the URL (and its token) never shows in a process list.
+    printf '%s' "$ALERTMANAGER_WEBHOOK_URL" |
+      kc -n "$MONITORING_NAMESPACE" create secret generic "$ALERTMANAGER_SECRET" \
+        --from-file=url=/dev/stdin >/dev/null
+  else
+    log "warning: the $environment Alertmanager reads its webhook URL from Secret $MONITORING_NAMESPACE/$ALERTMANAGER_SECRET, which is missing; its pod waits until you create it:"
+    log "  kubectl --context $context -n $MONITORING_NAMESPACE create secret generic $ALERTMANAGER_SECRET --from-literal=url=https://..."
+    log "  (or re-run with ALERTMANAGER_WEBHOOK_URL=https://... set)"
+  fi
 fi
 
 # --- AppProject and root Application --------------------------------------------------------------

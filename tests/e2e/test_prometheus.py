@@ -30,7 +30,10 @@ pytestmark = pytest.mark.e2e
 OBSERVABILITY = ROOT / "observability"
 DASHBOARD = OBSERVABILITY / "grafana" / "dashboards" / "ocr-platform.json"
 RULES = OBSERVABILITY / "prometheus" / "alerts.yaml"
+#: The `namespace` label the canonical scrape config gives both local targets.
+NAMESPACE = "local"
 VARIABLES = {
+    "namespace": NAMESPACE,
     "gateway_job": "ocr-gateway",
     "model_job": "ocr-model",
     "__rate_interval": "30s",
@@ -40,7 +43,10 @@ VARIABLES = {
 
 
 def prometheus_config(platform: Platform, path: Path) -> Path:
-    """The canonical scrape config with this test's targets and a 1 s interval."""
+    """The canonical scrape config with this test's targets and a 1 s interval.
+
+    Only the targets change: the static labels (`namespace`) stay as the canonical file sets them.
+    """
     config: dict[str, Any] = yaml.safe_load(
         (OBSERVABILITY / "prometheus" / "prometheus.yml").read_text()
     )
@@ -52,7 +58,9 @@ def prometheus_config(platform: Platform, path: Path) -> Path:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(ports) <= set(jobs)
     for name, port in ports.items():
-        jobs[name]["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        (static,) = jobs[name]["static_configs"]
+        assert static["labels"]["namespace"] == NAMESPACE, static
+        static["targets"] = [f"127.0.0.1:{port}"]
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -165,9 +173,11 @@ def test_every_rule_query_parses_and_watches_existing_series(
     prometheus: Prometheus, query: Query
 ) -> None:
     prometheus.vector(query.expr)  # parses and runs
-    assert prometheus.vector(presence_form(query.expr)), (
-        f"{query.title}: no series for {query.expr}"
-    )
+    result = prometheus.vector(presence_form(query.expr))
+    assert result, f"{query.title}: no series for {query.expr}"
+    # Every result keeps the namespace, so that alerts of two releases stay apart.
+    namespaces = {sample["metric"].get("namespace") for sample in result}
+    assert namespaces == {NAMESPACE}, f"{query.title}: namespaces {namespaces}"
 
 
 @pytest.mark.usefixtures("traffic")

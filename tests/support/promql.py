@@ -103,6 +103,69 @@ def render(expr: str, variables: Mapping[str, str]) -> str:
     return _VARIABLE.sub(substitute, expr)
 
 
+@dataclass(frozen=True)
+class Selector:
+    """One instant or range vector selector of an expression."""
+
+    metric: str
+    """The metric name; empty for a selector of matchers only (`{__name__=~"..."}`)."""
+    matchers: str
+    """The text between the braces, as written; empty for a bare metric name."""
+
+
+_TOKEN: Final = re.compile(
+    r"""
+    (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
+    | (?P<range>\[[^\]]*\])
+    | (?P<comment>\#[^\n]*)
+    | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:(?:ms|[smhdwy])\d*)*)
+    | (?P<selector>(?P<metric>[a-zA-Z_:][\w:]*)?\s*\{(?P<matchers>(?:"(?:\\.|[^"\\])*"|[^}"])*)\})
+    | (?P<name>[a-zA-Z_:][\w:]*)
+    | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+#: Words that take a parenthesised list of label names, not expressions.
+_LABEL_LISTS: Final = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+#: Words of the language that are neither functions nor metric names.
+_KEYWORDS: Final = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"})
+
+
+def vector_selectors(expr: str) -> list[Selector]:
+    """Every vector selector of a PromQL expression, in order.
+
+    A name followed by `(` is a function or an aggregation, the label names of `by (...)`,
+    `on (...)` and friends are skipped, and strings, ranges and comments are not looked into.
+    Enough for the expressions of this repository, not a full PromQL parser.
+    """
+    selectors: list[Selector] = []
+    tokens = list(_TOKEN.finditer(expr))
+    skip_list = False
+    depth = 0
+    for index, token in enumerate(tokens):
+        if skip_list:
+            if token.group("other") == "(":
+                depth += 1
+            elif token.group("other") == ")":
+                depth -= 1
+                skip_list = depth > 0
+            continue
+        if token.group("selector"):
+            metric = token.group("metric") or ""
+            selectors.append(
+                Selector("" if metric in _KEYWORDS else metric, token.group("matchers").strip())
+            )
+        elif name := token.group("name"):
+            following = next(
+                (t.group() for t in tokens[index + 1 :] if not t.group().isspace()), ""
+            )
+            if name in _LABEL_LISTS and following == "(":
+                skip_list, depth = True, 0
+            elif following not in ("(", "by", "without") and name not in _KEYWORDS:
+                selectors.append(Selector(name, ""))
+    return selectors
+
+
 _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(?!\s*bool\b)")
 
 

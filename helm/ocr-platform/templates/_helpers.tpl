@@ -94,22 +94,40 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "ocr-platform.componentName" (dict "context" . "component" "model") }}
 {{- end }}
 
+{{/* Whether the InferenceService runs as a plain Deployment + HPA (Standard, legacy RawDeployment). */}}
+{{- define "ocr-platform.isvcStandard" -}}
+{{- if has .Values.model.inferenceService.deploymentMode (list "Standard" "RawDeployment") }}true{{ end }}
+{{- end }}
+
 {{/*
-gRPC target the gateway calls.
-deployment: dns:/// of the headless Service on the gRPC port; DNS returns every ready model pod and
-  the gateway's round_robin policy spreads the calls (one HTTP/2 connection per pod).
-inferenceservice: KServe's predictor Service, <isvc>-predictor, whose port 80 forwards to the
-  first container port (8081, h2c) in RawDeployment mode and goes through Knative in Serverless
-  mode. That Service has a cluster IP, so balancing is per connection there; set
-  gateway.modelAddress when KServe is configured with serviceClusterIPNone (headless: use :8081).
+Headless Service over the predictor pods (inferenceservice mode, Standard): KServe's own
+<isvc>-predictor Service has a cluster IP. Not <isvc> itself: KServe names its Knative-mode
+ExternalName Service so.
+*/}}
+{{- define "ocr-platform.predictorGrpcServiceName" -}}
+{{- printf "%s-grpc" (include "ocr-platform.inferenceServiceName" .) }}
+{{- end }}
+
+{{/*
+gRPC target the gateway calls: always a dns:/// target, so that the gateway's round_robin policy
+keeps one HTTP/2 connection per address and spreads every call over them.
+deployment: the chart's headless Service on the gRPC port; DNS returns every ready model pod.
+inferenceservice, Standard (or RawDeployment): the chart's headless Service over KServe's
+  predictor pods, port 8081. KServe's <isvc>-predictor Service has a cluster IP: one connection
+  through it would pin each gateway pod to one predictor pod.
+inferenceservice, Knative (or Serverless): the predictor route, <isvc>-predictor:80, through
+  Knative's activator and queue-proxy, which balance per request and scale from zero.
 */}}
 {{- define "ocr-platform.modelAddress" -}}
+{{- $ns := .Release.Namespace }}
 {{- if .Values.gateway.modelAddress }}
 {{- .Values.gateway.modelAddress }}
-{{- else if eq .Values.model.mode "inferenceservice" }}
-{{- printf "dns:///%s-predictor.%s.svc.cluster.local:80" (include "ocr-platform.inferenceServiceName" .) .Release.Namespace }}
+{{- else if eq .Values.model.mode "deployment" }}
+{{- printf "dns:///%s.%s.svc.cluster.local:8081" (include "ocr-platform.modelServiceName" .) $ns }}
+{{- else if include "ocr-platform.isvcStandard" . }}
+{{- printf "dns:///%s.%s.svc.cluster.local:8081" (include "ocr-platform.predictorGrpcServiceName" .) $ns }}
 {{- else }}
-{{- printf "dns:///%s.%s.svc.cluster.local:8081" (include "ocr-platform.modelServiceName" .) .Release.Namespace }}
+{{- printf "dns:///%s-predictor.%s.svc.cluster.local:80" (include "ocr-platform.inferenceServiceName" .) $ns }}
 {{- end }}
 {{- end }}
 
@@ -220,6 +238,24 @@ lifecycle:
 {{- if le (int $gateway.terminationGracePeriodSeconds) (int $gateway.preStopSleepSeconds) }}
 {{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.preStopSleepSeconds" }}
 {{- end }}
+{{- if and $gateway.apiKeys.existingSecret $gateway.apiKeys.plaintext }}
+{{- fail "set gateway.apiKeys.existingSecret or gateway.apiKeys.plaintext, not both" }}
+{{- end }}
+{{- range $gateway.ingress.paths }}
+{{- $path := trimSuffix "/" .path }}
+{{- if or (eq $path "/metrics") (hasPrefix "/metrics/" $path) (and (ne .pathType "Exact") (hasPrefix $path "/metrics")) }}
+{{- fail (printf "gateway.ingress.paths: %s (%s) would publish /metrics, which stays cluster-internal; publish /gateway, or / with pathType Exact (gateway.ingress.rootPath)" .path .pathType) }}
+{{- end }}
+{{- end }}
+{{- if eq $model.mode "inferenceservice" }}
+{{- $isvc := $model.inferenceService }}
+{{- if and (include "ocr-platform.isvcStandard" .) (not (has $isvc.scaleMetric (list "cpu" "memory"))) }}
+{{- fail (printf "model.inferenceService.scaleMetric %s needs Knative; deploymentMode %s scales with an HPA on cpu or memory" $isvc.scaleMetric $isvc.deploymentMode) }}
+{{- end }}
+{{- if and (not (include "ocr-platform.isvcStandard" .)) (not (has $isvc.scaleMetric (list "concurrency" "rps"))) }}
+{{- fail (printf "model.inferenceService.scaleMetric %s needs an HPA; deploymentMode %s (Knative Pod Autoscaler) scales on concurrency or rps" $isvc.scaleMetric $isvc.deploymentMode) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Environment of the model container, in both modes. */}}
@@ -233,6 +269,8 @@ lifecycle:
   value: {{ .Values.model.workers | quote }}
 - name: OCR_MODEL_GRACE_PERIOD_S
   value: {{ .Values.model.gracePeriodSeconds | quote }}
+- name: OCR_MODEL_MAX_CONNECTION_AGE_S
+  value: {{ .Values.model.maxConnectionAgeSeconds | quote }}
 {{- with include "ocr-platform.otelEnv" $ctx }}{{ . | nindent 0 }}{{ end }}
 {{- with include "ocr-platform.extraEnv" $ctx }}{{ . | trimPrefix "\n" | nindent 0 }}{{ end }}
 {{- end }}

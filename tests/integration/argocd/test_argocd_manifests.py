@@ -23,7 +23,6 @@ from tests.integration.argocd.manifests import (
     ARGO_KINDS,
     ARGOCD,
     ENVIRONMENTS,
-    HELM,
     PLATFORM_CHART,
     STACK,
     Helm,
@@ -76,14 +75,6 @@ MEMORY_COMPONENTS: Final[dict[Path, list[tuple[tuple[str, ...], int]]]] = {
     STACK / "opentelemetry-collector.yaml": [((), 1)],
     ENVIRONMENTS / "minikube" / "values.yaml": [(("gateway",), 1), (("model",), 1)],
 }
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """helm from `make tools`; a failed test (not a skip) when it is missing."""
-    if not HELM.exists():
-        pytest.fail(f"{HELM.relative_to(HELM.parents[2])} is missing: run `make tools` first")
-    return Helm(HELM, tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture(scope="module")
@@ -332,8 +323,9 @@ def test_grafana_admin_password_is_not_in_git() -> None:
 
 
 def test_no_secret_values_in_argocd() -> None:
-    """No Secret and no literal password or token: only names of Secrets made out of band."""
-    references = {"existingSecret", "secretName", "passwordKey", "userKey"}
+    """No Secret and no literal password or token: only names of Secrets made out of band
+    (`secrets`: the Secrets Alertmanager mounts, a list of names)."""
+    references = {"existingSecret", "secretName", "passwordKey", "userKey", "secrets"}
     for path in ARGOCD.rglob("*.yaml"):
         if "templates" in path.parts:
             continue
@@ -434,6 +426,9 @@ def test_environment_values_render_with_the_chart(
         *value_flags,
         "-f",
         str(values_object),
+        # The cluster serves prometheus-operator's API (kube-prometheus-stack, wave 0).
+        "--api-versions",
+        "monitoring.coreos.com/v1",
     )
     kinds = {doc["kind"] for doc in rendered}
     assert {"Deployment", "Service", "PodMonitor", "PrometheusRule"} <= kinds

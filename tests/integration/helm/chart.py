@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +23,10 @@ CHECKOV = TOOLS_BIN / "checkov"
 CRD_SCHEMAS = ROOT / "tests" / "data" / "crd-schemas"
 RELEASE = "ocr-platform"
 NAMESPACE = "ocr"
+#: APIs beyond Kubernetes' own that the test cluster offers: the chart renders its PodMonitors,
+#: ServiceMonitors and PrometheusRule only where the cluster serves prometheus-operator's API,
+#: and `helm template`, which asks no cluster, must be told (as Argo CD tells it a cluster's).
+API_VERSIONS = ("monitoring.coreos.com/v1",)
 
 Manifest = dict[str, Any]
 
@@ -68,7 +72,7 @@ EXTRA_SCENARIOS = (
             "observability.serviceMonitor.enabled=true",
             "observability.prometheusRule.enabled=true",
             "observability.prometheusRule.runbookBaseUrl=https://runbooks.example.com/ocr",
-            "model.inferenceService.deploymentMode=Serverless",
+            "model.inferenceService.deploymentMode=Knative",
             "model.inferenceService.scaleMetric=concurrency",
             "model.inferenceService.scaleTarget=4",
         ),
@@ -114,11 +118,14 @@ class Helm:
             check=False,
         )
 
-    def template(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    def template(
+        self, *args: str, api_versions: Sequence[str] = API_VERSIONS
+    ) -> subprocess.CompletedProcess[str]:
+        apis = [flag for api in api_versions for flag in ("--api-versions", api)]
+        return self.run("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *apis, *args)
 
-    def render(self, scenario: Scenario) -> Rendered:
-        result = self.template(*scenario.args())
+    def render(self, scenario: Scenario, api_versions: Sequence[str] = API_VERSIONS) -> Rendered:
+        result = self.template(*scenario.args(), api_versions=api_versions)
         assert result.returncode == 0, f"helm template ({scenario.name}):\n{result.stderr}"
         return Rendered(scenario, result.stdout)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from gateway.settings import GatewaySettings
+from model.settings import ModelSettings
 from tests.integration.helm.chart import (
     ALL_SCENARIOS,
     CHART,
@@ -22,11 +27,20 @@ from tests.integration.helm.chart import (
     pod_specs,
     values,
 )
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
 GATEWAY = "ocr-platform-gateway"
 MODEL = "ocr-platform-model"
+#: The chart's headless Service over KServe's predictor pods (inferenceservice mode, Standard).
+PREDICTOR_GRPC = f"{MODEL}-grpc"
+#: Labels KServe puts on every predictor pod besides predictor.labels (kserve/kserve
+#: pkg/controller/v1beta1/inferenceservice/components/predictor.go, buildObjectMeta, 0.16-0.20).
+KSERVE_PREDICTOR_LABELS = {"serving.kserve.io/inferenceservice": MODEL, "component": "predictor"}
+H2C = "kubernetes.io/h2c"
+MIB = 1024 * 1024
+ENVIRONMENTS = ROOT / "argocd" / "environments"
 
 
 def container(doc: Manifest) -> Manifest:
@@ -41,6 +55,47 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def cpu_cores(quantity: str | int | float) -> float:
+    """A Kubernetes CPU quantity ("2", "500m", 2) in cores."""
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def routes(rule: Manifest, request_path: str) -> bool:
+    """Whether an Ingress path rule sends `request_path` to its backend (Kubernetes semantics:
+    Exact is equality, Prefix matches whole path elements; ImplementationSpecific is a prefix
+    for ingress-nginx, so it is treated as one)."""
+    if rule["pathType"] == "Exact":
+        return bool(request_path == rule["path"])
+    prefix = str(rule["path"]).rstrip("/")
+    return request_path == prefix or request_path.startswith(prefix + "/")
+
+
+def ingress_paths(rendered: Rendered) -> list[Manifest]:
+    (ingress,) = rendered.kind("Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    paths: list[Manifest] = rule["http"]["paths"]
+    return paths
+
+
+def nginx_size(text: str) -> int:
+    """An ingress-nginx size ("21m", "1g", "512k", bytes) in bytes."""
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", text)
+    assert match, f"not an nginx size: {text!r}"
+    factor = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+def max_upload_bytes(gateway_values: Manifest) -> int:
+    """The gateway's upload limit: OCR_GATEWAY_MAX_UPLOAD_BYTES from gateway.env, else the
+    default of gateway/settings.py."""
+    configured = gateway_values.get("env", {}).get("OCR_GATEWAY_MAX_UPLOAD_BYTES")
+    if configured is not None:
+        return int(configured)
+    default: int = GatewaySettings.model_fields["max_upload_bytes"].default
+    return default
+
+
 def test_model_service_is_headless_and_selects_the_model_pods(
     rendered_all: dict[str, Rendered],
 ) -> None:
@@ -49,6 +104,9 @@ def test_model_service_is_headless_and_selects_the_model_pods(
     assert service["spec"]["clusterIP"] == "None"
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
     assert ports == {"http": (8080, "http"), "grpc": (8081, "grpc")}
+    # The standard value for HTTP/2 cleartext (what KServe gives its predictor ports), not "grpc".
+    (grpc,) = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
+    assert grpc["appProtocol"] == H2C
     model = rendered.one("Deployment", MODEL)
     assert selects(service["spec"]["selector"], pod_labels(model))
     gateway = rendered.one("Deployment", GATEWAY)
@@ -106,18 +164,124 @@ def test_inferenceservice_mode_replaces_the_model_deployment(
             merged["minReplicas"],
             merged["maxReplicas"],
         )
-        assert (
-            isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
-        )
+        # KServe 0.16's name; 0.17+ would rewrite RawDeployment to it (endless GitOps drift).
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     model = container(isvc)
     assert model["name"] == "kserve-container"
     assert model["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
     # The engine sets it itself (model/engine/backends.py); the chart leaves it to the engine.
     assert "OMP_THREAD_LIMIT" not in env_of(model)
-    gateway_env = env_of(container(rendered.one("Deployment", GATEWAY)))
-    assert gateway_env["OCR_GATEWAY_MODEL_ADDRESS"] == (
+
+
+def test_inferenceservice_gateway_balances_over_the_predictor_pods(
+    rendered_all: dict[str, Rendered],
+) -> None:
+    """Standard mode: KServe's <isvc>-predictor Service has a cluster IP (one HTTP/2 connection
+    per gateway pod would pin it to one predictor pod); a headless Service over the predictor
+    pods gives the gateway's round_robin one subchannel per pod."""
+    rendered = rendered_all["inferenceservice"]
+    service = rendered.one("Service", PREDICTOR_GRPC)
+    spec = service["spec"]
+    assert spec["clusterIP"] == "None"
+    assert spec["ports"] == [
+        {"name": "grpc", "port": 8081, "targetPort": 8081, "protocol": "TCP", "appProtocol": H2C}
+    ]
+    # Selected by the labels KServe itself puts on predictor pods, whatever predictor.labels say.
+    assert spec["selector"] == KSERVE_PREDICTOR_LABELS
+    isvc = rendered.one("InferenceService", MODEL)
+    predictor_pod = {**pod_labels(isvc), **KSERVE_PREDICTOR_LABELS}
+    assert selects(spec["selector"], predictor_pod)
+    for other in (
+        {**predictor_pod, "component": "transformer"},
+        pod_labels(rendered.one("Deployment", GATEWAY)),
+    ):
+        assert not selects(spec["selector"], other)
+    # No port named http: the ServiceMonitor (port http) never scrapes through it.
+    assert "http" not in [p["name"] for p in spec["ports"]]
+    env = env_of(container(rendered.one("Deployment", GATEWAY)))
+    assert env["OCR_GATEWAY_MODEL_ADDRESS"] == (
+        f"dns:///{PREDICTOR_GRPC}.{NAMESPACE}.svc.cluster.local:8081"
+    )
+    assert env["OCR_GATEWAY_LB_POLICY"] == "round_robin"
+
+
+@pytest.mark.parametrize("scenario", ["default", "production", "inferenceservice"])
+def test_model_ages_connections_so_gateways_find_new_pods(
+    rendered_all: dict[str, Rendered], scenario: str
+) -> None:
+    """round_robin over a headless Service resolves DNS again only when a connection ends: the
+    model's GOAWAY after OCR_MODEL_MAX_CONNECTION_AGE_S is how gateways reach pods added later."""
+    rendered = rendered_all[scenario]
+    env = env_of(container(model_workload(rendered)))
+    assert "max_connection_age_s" in ModelSettings.model_fields
+    assert float(env["OCR_MODEL_MAX_CONNECTION_AGE_S"]) > 0
+    gateway = env_of(container(rendered.one("Deployment", GATEWAY)))
+    assert gateway["OCR_GATEWAY_LB_POLICY"] == "round_robin"
+
+
+def test_knative_gateway_dials_the_predictor_route(rendered_all: dict[str, Rendered]) -> None:
+    """Knative mode: the activator and queue-proxy balance per request (and scale from zero);
+    dialling the pods directly would bypass them, so no headless Service there."""
+    rendered = rendered_all["inferenceservice-servicemonitor"]
+    assert PREDICTOR_GRPC not in [s["metadata"]["name"] for s in rendered.kind("Service")]
+    env = env_of(container(rendered.one("Deployment", GATEWAY)))
+    assert env["OCR_GATEWAY_MODEL_ADDRESS"] == (
         f"dns:///{MODEL}-predictor.{NAMESPACE}.svc.cluster.local:80"
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "metric", "target"),
+    [
+        ("Standard", "cpu", 70),
+        ("Standard", "memory", 80),
+        ("RawDeployment", "cpu", 70),
+        ("Knative", "concurrency", 4),
+        ("Serverless", "rps", 20),
+    ],
+)
+def test_inferenceservice_autoscaling_has_the_form_its_mode_validates(
+    helm: Helm, mode: str, metric: str, target: int
+) -> None:
+    """Standard/RawDeployment: an HPA through spec.predictor.autoScaling (KServe 0.16 refuses
+    scaleMetric: cpu under RawDeployment: it validates it as a Knative metric); Knative/
+    Serverless: scaleMetric/scaleTarget for the Knative Pod Autoscaler."""
+    rendered = helm.render(
+        Scenario(
+            f"isvc-{mode}",
+            "ci/inferenceservice-values.yaml",
+            (
+                f"model.inferenceService.deploymentMode={mode}",
+                f"model.inferenceService.scaleMetric={metric}",
+                f"model.inferenceService.scaleTarget={target}",
+            ),
+        )
+    )
+    isvc = rendered.one("InferenceService", MODEL)
+    annotations = isvc["metadata"]["annotations"]
+    predictor = isvc["spec"]["predictor"]
+    assert annotations["serving.kserve.io/deploymentMode"] == mode
+    if mode in ("Standard", "RawDeployment"):
+        assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
+        assert "scaleMetric" not in predictor
+        assert "scaleTarget" not in predictor
+        assert predictor["autoScaling"] == {
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": metric,
+                        "target": {"type": "Utilization", "averageUtilization": target},
+                    },
+                }
+            ]
+        }
+        assert rendered.one("Service", PREDICTOR_GRPC)
+    else:
+        assert "serving.kserve.io/autoscalerClass" not in annotations
+        assert "autoScaling" not in predictor
+        assert (predictor["scaleMetric"], predictor["scaleTarget"]) == (metric, target)
+        assert container(isvc)["livenessProbe"]["grpc"] == {"port": 8081}
 
 
 def test_model_address_can_be_overridden(helm: Helm) -> None:
@@ -196,6 +360,80 @@ def test_network_policies_cover_every_pod(rendered_all: dict[str, Rendered], sce
             assert any(selects(s, labels) for s in selectors), doc["metadata"]["name"]
 
 
+def test_ingress_publishes_the_api_only(rendered_all: dict[str, Rendered], helm: Helm) -> None:
+    """/gateway (Prefix) by default; /metrics, the API docs and the health endpoints stay
+    cluster-internal. `/` can be added as Exact, for a web page at the root only."""
+    internal = ("/metrics", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")
+    published = ingress_paths(rendered_all["production"])
+    assert [(p["path"], p["pathType"]) for p in published] == [("/gateway", "Prefix")]
+    with_root = ingress_paths(
+        helm.render(
+            Scenario(
+                "ingress-root",
+                sets=("gateway.ingress.enabled=true", "gateway.ingress.rootPath=true"),
+            )
+        )
+    )
+    assert [(p["path"], p["pathType"]) for p in with_root] == [
+        ("/gateway", "Prefix"),
+        ("/", "Exact"),
+    ]
+    for paths in (published, with_root):
+        assert any(routes(p, "/gateway/ocr") for p in paths)
+        for path in internal:
+            assert not any(routes(p, path) for p in paths), path
+    assert any(routes(p, "/") for p in with_root)
+
+
+def test_ingress_body_limit_fits_the_largest_upload(rendered_all: dict[str, Rendered]) -> None:
+    """ingress-nginx refuses bodies over proxy-body-size: it must take the gateway's upload limit
+    plus 1 MiB of multipart overhead (boundaries, part headers, the form fields)."""
+    key = "nginx.ingress.kubernetes.io/proxy-body-size"
+    checked = []
+    rendered = rendered_all["production"]
+    (ingress,) = rendered.kind("Ingress")
+    gateway_values = values(rendered.scenario)["gateway"]
+    checked.append(
+        ("ci/production-values.yaml", ingress["metadata"]["annotations"][key], gateway_values)
+    )
+    for path in sorted(ENVIRONMENTS.glob("*/values.yaml")):
+        gateway = yaml.safe_load(path.read_text()).get("gateway", {})
+        limit = gateway.get("ingress", {}).get("annotations", {}).get(key)
+        if gateway.get("ingress", {}).get("enabled") and limit is not None:
+            checked.append((str(path.relative_to(ROOT)), limit, gateway))
+    assert len(checked) >= 2
+    for where, limit, gateway in checked:
+        assert nginx_size(str(limit)) >= max_upload_bytes(gateway) + MIB, where
+
+
+def test_api_keys_come_from_a_secret(rendered_all: dict[str, Rendered]) -> None:
+    """gateway.apiKeys.existingSecret: OCR_GATEWAY_API_KEYS by secretKeyRef, no literal value."""
+    gateway = container(rendered_all["production"].one("Deployment", GATEWAY))
+    (entry,) = [e for e in gateway["env"] if e["name"] == "OCR_GATEWAY_API_KEYS"]
+    assert entry == {
+        "name": "OCR_GATEWAY_API_KEYS",
+        "valueFrom": {"secretKeyRef": {"name": "ocr-gateway-api-keys", "key": "api-keys"}},
+    }
+    default = container(rendered_all["default"].one("Deployment", GATEWAY))
+    assert "OCR_GATEWAY_API_KEYS" not in [e["name"] for e in default["env"]]
+
+
+def test_plaintext_api_keys_reach_the_gateway_as_it_parses_them(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = helm.render(
+        Scenario(
+            "plain-keys",
+            sets=("gateway.apiKeys.plaintext={k-one,k-two}", "gateway.apiKeys.existingSecretKey=x"),
+        )
+    )
+    env = env_of(container(rendered.one("Deployment", GATEWAY)))
+    # The gateway splits the variable at commas (gateway/settings.py, NoDecode: not JSON).
+    monkeypatch.setenv("OCR_GATEWAY_API_KEYS", env["OCR_GATEWAY_API_KEYS"])
+    settings = GatewaySettings()
+    assert [key.get_secret_value() for key in settings.api_keys] == ["k-one", "k-two"]
+
+
 def test_gateway_port_is_open_and_metrics_reach_prometheus(
     rendered_all: dict[str, Rendered],
 ) -> None:
@@ -269,17 +507,48 @@ def test_tracing_env_only_with_an_endpoint(
             assert not [key for key in env if key.startswith("OTEL_")]
 
 
-@pytest.mark.parametrize("scenario", ["default", "minimal", "production"])
+def model_workload(rendered: Rendered) -> Manifest:
+    found = rendered.kind("InferenceService") or [rendered.one("Deployment", MODEL)]
+    return found[0]
+
+
+@pytest.mark.parametrize("scenario", ["default", "minimal", "production", "inferenceservice"])
 def test_model_threads_match_its_cpu_limit(
     rendered_all: dict[str, Rendered], scenario: str
 ) -> None:
-    """One worker per core of the limit (the engine itself keeps one Tesseract thread each)."""
-    model = container(rendered_all[scenario].one("Deployment", MODEL))
+    """One worker per core of the limit (the engine itself keeps one Tesseract thread each):
+    OCR_MODEL_WORKERS=0 makes the model count the cores of its cgroup quota, rounded up, so the
+    limit must be whole cores; an explicit count must equal the limit."""
+    model = container(model_workload(rendered_all[scenario]))
     env = env_of(model)
     assert "OMP_THREAD_LIMIT" not in env
     workers = values(rendered_all[scenario].scenario)["model"]["workers"]
     assert env["OCR_MODEL_WORKERS"] == str(workers)
-    assert str(model["resources"]["limits"]["cpu"]) == str(workers)
+    cores = cpu_cores(model["resources"]["limits"]["cpu"])
+    if workers == 0:
+        assert cores == math.ceil(cores) >= 1, f"{cores} CPUs: workers would oversubscribe"
+    else:
+        assert cores == workers
+
+
+@pytest.mark.parametrize("scenario", ["default", "production", "inferenceservice"])
+def test_model_reserves_the_cores_its_workers_use(
+    rendered_all: dict[str, Rendered], scenario: str
+) -> None:
+    """Requests = limits: every worker's core is reserved (no two Tesseract threads on one core
+    of a busy node), the pod is Guaranteed, and the HPA's utilisation of the request is the
+    utilisation of the OCR capacity; the workers follow the limit."""
+    rendered = rendered_all[scenario]
+    model = container(model_workload(rendered))
+    resources: dict[str, dict[str, Any]] = model["resources"]
+    for resource in ("cpu", "memory"):
+        assert str(resources["requests"][resource]) == str(resources["limits"][resource]), resource
+    assert env_of(model)["OCR_MODEL_WORKERS"] == "0"
+    hpas = [h for h in rendered.kind("HorizontalPodAutoscaler") if h["metadata"]["name"] == MODEL]
+    for hpa in hpas:
+        (metric,) = hpa["spec"]["metrics"]
+        utilisation = metric["resource"]["target"]["averageUtilization"]
+        assert 50 <= utilisation <= 90, "a target far from the capacity scales too early or late"
 
 
 def test_model_probes_use_grpc_health_and_rest_liveness(rendered_all: dict[str, Rendered]) -> None:
@@ -315,12 +584,20 @@ def test_extra_env_is_added(helm: Helm) -> None:
     [
         ("default", ["kubectl -n ocr port-forward svc/ocr-platform-gateway 8001:8001"]),
         ("minimal", ["NodePort 30001", ":30001"]),
-        ("production", ["export GATEWAY_URL=https://ocr.example.com", "Traces: OTLP/grpc"]),
+        (
+            "production",
+            [
+                "export GATEWAY_URL=https://ocr.example.com",
+                "Traces: OTLP/grpc",
+                "API keys are on",
+                "kubectl -n ocr get secret ocr-gateway-api-keys",
+            ],
+        ),
         (
             "inferenceservice",
             [
-                "svc/ocr-platform-model-predictor 8081:80",
-                "gateway.modelAddress=dns:///ocr-platform-model-predictor.ocr.svc.cluster.local:8081",
+                "svc/ocr-platform-model-grpc 8081:8081",
+                "dns:///ocr-platform-model-grpc.ocr.svc.cluster.local:8081",
             ],
         ),
     ],

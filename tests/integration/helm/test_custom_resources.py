@@ -14,6 +14,7 @@ from jsonschema import Draft7Validator  # type: ignore[import-untyped, unused-ig
 from tests.integration.helm.chart import (
     ALL_SCENARIOS,
     CRD_SCHEMAS,
+    Helm,
     Manifest,
     Rendered,
     Scenario,
@@ -71,6 +72,35 @@ def test_custom_resources_match_their_crds(
     for doc in custom_resources(rendered_all[scenario.name]):
         errors = errors_of(doc)
         assert not errors, f"{scenario.name}: {doc['kind']}/{doc['metadata']['name']}: {errors}"
+
+
+@pytest.mark.parametrize(
+    ("mode", "metric"),
+    [
+        ("Standard", "cpu"),
+        ("Standard", "memory"),
+        ("RawDeployment", "cpu"),
+        ("Knative", "concurrency"),
+        ("Serverless", "rps"),
+    ],
+)
+def test_inferenceservice_of_every_deployment_mode_matches_the_crd(
+    helm: Helm, mode: str, metric: str
+) -> None:
+    """Each mode's autoscaling form (autoScaling for an HPA, scaleMetric/scaleTarget for
+    Knative) is valid for the CRD in tests/data."""
+    rendered = helm.render(
+        Scenario(
+            f"crd-{mode}-{metric}",
+            "ci/inferenceservice-values.yaml",
+            (
+                f"model.inferenceService.deploymentMode={mode}",
+                f"model.inferenceService.scaleMetric={metric}",
+            ),
+        )
+    )
+    (isvc,) = rendered.kind("InferenceService")
+    assert not errors_of(isvc), errors_of(isvc)
 
 
 def test_every_custom_kind_is_rendered_somewhere(rendered_all: dict[str, Rendered]) -> None:

@@ -38,6 +38,15 @@ def test_template_renders_named_objects(
         ("otel.protocol=thrift", "otel/protocol"),
         ("observability.podMonitor.interval=15", "observability/podMonitor/interval"),
         ("model.env.OCR_MODEL_WORKERS=3", "invalid propertyName 'OCR_MODEL_WORKERS'"),
+        # API keys: gateway.apiKeys only, and no comma inside a key (the gateway splits at commas).
+        ("gateway.env.OCR_GATEWAY_API_KEYS=k", "invalid propertyName 'OCR_GATEWAY_API_KEYS'"),
+        ("gateway.apiKeys.plaintext={a\\,b}", "gateway/apiKeys/plaintext/0"),
+        ("gateway.ingress.paths[0].path=gateway", "gateway/ingress/paths/0/path"),
+        ("model.inferenceService.deploymentMode=Raw", "model/inferenceService/deploymentMode"),
+        (
+            "model.inferenceService.annotations.serving\\.kserve\\.io/deploymentMode=Standard",
+            "invalid propertyName 'serving.kserve.io/deploymentMode'",
+        ),
     ],
 )
 def test_values_schema_rejects_typos_and_bad_values(
@@ -60,6 +69,30 @@ def test_values_schema_rejects_typos_and_bad_values(
             "observability.prometheusRule.runbookBaseUrl is required",
         ),
         (["model.terminationGracePeriodSeconds=30"], "model.terminationGracePeriodSeconds"),
+        (
+            ["gateway.apiKeys.existingSecret=keys", "gateway.apiKeys.plaintext={k}"],
+            "set gateway.apiKeys.existingSecret or gateway.apiKeys.plaintext, not both",
+        ),
+        (
+            ["gateway.ingress.paths[0].path=/", "gateway.ingress.paths[0].pathType=Prefix"],
+            "would publish /metrics",
+        ),
+        (
+            ["gateway.ingress.paths[0].path=/metrics", "gateway.ingress.paths[0].pathType=Exact"],
+            "would publish /metrics",
+        ),
+        (
+            ["model.mode=inferenceservice", "model.inferenceService.scaleMetric=concurrency"],
+            "scaleMetric concurrency needs Knative",
+        ),
+        (
+            [
+                "model.mode=inferenceservice",
+                "model.inferenceService.deploymentMode=Knative",
+                "model.inferenceService.scaleMetric=cpu",
+            ],
+            "scaleMetric cpu needs an HPA",
+        ),
     ],
 )
 def test_contradicting_values_fail_with_a_reason(
@@ -69,3 +102,23 @@ def test_contradicting_values_fail_with_a_reason(
     result = helm.template(*args)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # KServe >= 0.16 names the modes Standard and Knative (0.17+ rewrites the legacy ones).
+        ["model.mode=inferenceservice", "model.inferenceService.deploymentMode=Standard"],
+        [
+            "model.mode=inferenceservice",
+            "model.inferenceService.deploymentMode=Knative",
+            "model.inferenceService.scaleMetric=concurrency",
+        ],
+        ["gateway.ingress.enabled=true", "gateway.ingress.rootPath=true"],
+        ["gateway.apiKeys.existingSecret=ocr-keys", "gateway.apiKeys.existingSecretKey=keys"],
+    ],
+)
+def test_values_schema_accepts(helm: Helm, overrides: list[str]) -> None:
+    args = [arg for override in overrides for arg in ("--set", override)]
+    result = helm.template(*args)
+    assert result.returncode == 0, result.stderr

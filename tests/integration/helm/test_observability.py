@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.helm.chart import CHART, Manifest, Rendered, values
+from tests.integration.helm.chart import (
+    ALL_SCENARIOS,
+    CHART,
+    Helm,
+    Manifest,
+    Rendered,
+    Scenario,
+    values,
+)
 from tests.integration.helm.chart import CI_SCENARIOS as SCENARIOS
 from tests.support.processes import ROOT
 
@@ -22,6 +30,7 @@ COPIES = {
     ),
 }
 PRODUCTION = SCENARIOS[2]
+MODEL = "ocr-platform-model"
 
 
 @pytest.mark.parametrize(
@@ -100,6 +109,11 @@ def test_monitors_name_the_jobs_the_dashboard_and_alerts_use(
         assert endpoint["path"] == "/metrics"
         (job,) = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
         jobs[component] = job
+        # Every release scrapes as the same jobs: the operator's `namespace` label tells them
+        # apart, and the rules and the dashboard select by it. Nothing may drop or overwrite it.
+        for relabeling in endpoint["relabelings"]:
+            assert relabeling.get("targetLabel") != "namespace", relabeling
+            assert relabeling["action"] not in ("labeldrop", "labelkeep", "labelmap"), relabeling
     assert jobs == {"gateway": "ocr-gateway", "model": "ocr-model"}
     alerts = (CHART / "files" / "alerts.yaml").read_text()
     assert "ocr-gateway" in alerts
@@ -119,3 +133,42 @@ def test_inferenceservice_podmonitor_scrapes_the_rest_port(
     assert endpoint["port"] == "h2c"
     (address,) = [r for r in endpoint["relabelings"] if r["targetLabel"] == "__address__"]
     assert address["replacement"] == "${1}:8080"
+
+
+MONITORING_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+
+
+def _objects(rendered: Rendered) -> set[tuple[str, str]]:
+    return {(doc["kind"], doc["metadata"]["name"]) for doc in rendered.docs}
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_without_prometheus_operator_the_monitors_are_left_out(
+    helm: Helm, rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    """A cluster without monitoring.coreos.com/v1 would refuse the whole release: the chart
+    renders everything else (the dashboard ConfigMap too) and no monitor or rule."""
+    without = helm.render(scenario, api_versions=())
+    left_out = _objects(rendered_all[scenario.name]) - _objects(without)
+    assert not _objects(without) - _objects(rendered_all[scenario.name])
+    assert not {doc["apiVersion"] for doc in without.docs} & {"monitoring.coreos.com/v1"}
+    # The monitors and rule, and the metrics Service that only a ServiceMonitor reads.
+    for kind, name in left_out:
+        assert kind in MONITORING_KINDS or (kind, name) == ("Service", f"{MODEL}-metrics")
+
+
+def test_with_prometheus_operator_the_enabled_monitors_are_rendered(
+    rendered_all: dict[str, Rendered],
+) -> None:
+    kinds = {doc["kind"] for doc in rendered_all["production"].docs}
+    assert {"PodMonitor", "PrometheusRule", "ConfigMap"} <= kinds
+    assert "ServiceMonitor" in {doc["kind"] for doc in rendered_all["servicemonitor"].docs}
+
+
+def test_default_install_without_prometheus_operator_succeeds(helm: Helm) -> None:
+    """podMonitor.enabled is true by default: still nothing the API server would refuse."""
+    result = helm.template(api_versions=())
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert docs
+    assert not {doc["kind"] for doc in docs} & MONITORING_KINDS

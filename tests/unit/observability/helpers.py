@@ -23,7 +23,12 @@ COLLECTOR_CONFIG: Final = OBSERVABILITY / "otel-collector" / "config.yaml"
 RUNBOOKS: Final = OBSERVABILITY / "runbooks.md"
 
 #: Values for the dashboard's own variables when its queries run against a local Prometheus.
-DASHBOARD_VARIABLES: Final = {"gateway_job": "ocr-gateway", "model_job": "ocr-model"}
+#: `namespace` is the label observability/prometheus/prometheus.yml gives both local targets.
+DASHBOARD_VARIABLES: Final = {
+    "namespace": "local",
+    "gateway_job": "ocr-gateway",
+    "model_job": "ocr-model",
+}
 
 
 def load_yaml(path: Path) -> Any:

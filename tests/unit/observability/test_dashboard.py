@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.promql import dashboard_queries, iter_panels, render
+from tests.support.promql import dashboard_queries, iter_panels, render, vector_selectors
 from tests.unit.observability.helpers import (
     DASHBOARD,
     DASHBOARD_PROVIDERS,
@@ -65,14 +65,59 @@ def test_datasource_variables() -> None:
 @pytest.mark.parametrize(
     ("name", "query"),
     [
-        ("gateway_job", "label_values(ocr_gateway_requests_total, job)"),
-        ("model_job", "label_values(ocr_requests_total, job)"),
+        # A gauge without labels: present from a gateway's first scrape, before any request.
+        ("namespace", "label_values(ocr_gateway_requests_in_flight, namespace)"),
+        ("gateway_job", 'label_values(ocr_gateway_requests_total{namespace="$namespace"}, job)'),
+        ("model_job", 'label_values(ocr_requests_total{namespace="$namespace"}, job)'),
     ],
 )
-def test_job_variables(name: str, query: str) -> None:
+def test_query_variables(name: str, query: str) -> None:
     variable = _variables()[name]
     assert (variable["type"], variable["query"]) == ("query", query)
     assert variable["datasource"] == PROMETHEUS
+    assert (variable["multi"], variable["includeAll"]) == (False, False)
+
+
+def test_namespace_is_chosen_before_the_jobs() -> None:
+    """Every release scrapes as jobs ocr-gateway and ocr-model: the namespace tells them apart."""
+    names = list(_variables())
+    assert names.index("namespace") < names.index("gateway_job") < names.index("model_job")
+
+
+def test_every_selector_is_filtered_by_namespace() -> None:
+    """Two releases in one cluster share the job names; no panel may mix their series."""
+    for query in dashboard_queries(DASHBOARD):
+        selectors = vector_selectors(query.expr)
+        assert selectors, query.title
+        for selector in selectors:
+            matchers = [m.strip() for m in selector.matchers.split(",")]
+            assert 'namespace="$namespace"' in matchers, f"{query.title}: {selector}"
+
+
+def _color_at(thresholds: dict[str, Any], value: float) -> str:
+    """The color Grafana's absolute thresholds give `value` (the last step it reaches)."""
+    steps = thresholds["steps"]
+    assert thresholds["mode"] == "absolute"
+    assert steps[0]["value"] is None
+    color = str(steps[0]["color"])
+    for step in steps[1:]:
+        if value >= step["value"]:
+            color = str(step["color"])
+    return color
+
+
+def test_targets_up_shows_the_share_and_is_green_only_when_all_are_up() -> None:
+    (panel,) = [p for p in _panels() if p["title"] == "Scrape targets up"]
+    (target,) = panel["targets"]
+    selector = 'up{namespace="$namespace", job=~"$gateway_job|$model_job"}'
+    assert target["expr"] == f"sum by (job) ({selector})\n/\ncount by (job) ({selector})"
+    defaults = panel["fieldConfig"]["defaults"]
+    assert (defaults["unit"], defaults["min"], defaults["max"]) == ("percentunit", 0, 1)
+    thresholds = defaults["thresholds"]
+    assert _color_at(thresholds, 0) == "red"
+    for partial in (1 / 3, 0.5, 2 / 3, 0.9):
+        assert _color_at(thresholds, partial) not in ("green", "red"), partial
+    assert _color_at(thresholds, 1) == "green"
 
 
 def _datasource_references(node: object) -> Iterator[object]:
@@ -138,8 +183,8 @@ def test_ranges_use_the_rate_interval() -> None:
 def test_cpu_panel_counts_cores_per_job() -> None:
     exprs = [query.expr for query in dashboard_queries(DASHBOARD)]
     assert (
-        'sum by (job) (rate(process_cpu_seconds_total{job=~"$gateway_job|$model_job"}'
-        "[$__rate_interval]))" in exprs
+        "sum by (job) (rate(process_cpu_seconds_total"
+        '{namespace="$namespace", job=~"$gateway_job|$model_job"}[$__rate_interval]))' in exprs
     )
 
 
@@ -170,8 +215,8 @@ def test_every_query_parses(promtool: Promtool, tmp_path: Path) -> None:
 
 INTERVAL = "15s"
 STEPS = 8  # 2 minutes of samples, more than the 1m `$__rate_interval` used by render()
-GATEWAY = {"job": "ocr-gateway", "instance": "127.0.0.1:8001"}
-MODEL = {"job": "ocr-model", "instance": "127.0.0.1:8080"}
+GATEWAY = {"namespace": "local", "job": "ocr-gateway", "instance": "127.0.0.1:8001"}
+MODEL = {"namespace": "local", "job": "ocr-model", "instance": "127.0.0.1:8080"}
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 

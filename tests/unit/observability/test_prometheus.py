@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from tests.unit.observability.helpers import (
     PROMETHEUS_DIR,
     RUNBOOKS,
     Promtool,
+    dump_yaml,
     load_yaml,
     markdown_anchors,
 )
@@ -50,12 +54,15 @@ def test_scrape_config_scrapes_both_services_every_5s_with_the_alerts() -> None:
     assert config["global"]["scrape_interval"] == "5s"
     assert config["rule_files"] == ["alerts.yaml"]
     jobs = {
-        job["job_name"]: (job["metrics_path"], job["static_configs"][0]["targets"])
+        job["job_name"]: (job["metrics_path"], job["static_configs"])
         for job in config["scrape_configs"]
     }
+    # `namespace` as prometheus-operator sets it in a cluster: the rules and the dashboard
+    # select by it, so the same queries work on a local run.
+    local = {"namespace": "local"}
     assert jobs == {
-        "ocr-gateway": ("/metrics", ["127.0.0.1:8001"]),
-        "ocr-model": ("/metrics", ["127.0.0.1:8080"]),
+        "ocr-gateway": ("/metrics", [{"targets": ["127.0.0.1:8001"], "labels": local}]),
+        "ocr-model": ("/metrics", [{"targets": ["127.0.0.1:8080"], "labels": local}]),
     }
 
 
@@ -103,3 +110,71 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
             outcomes[check["alertname"]].add(bool(check.get("exp_alerts")))
     missing = {name: outcomes[name] for name in ALERT_NAMES if outcomes[name] != {True, False}}
     assert not missing, f"alerts without a firing and a silent test case: {missing}"
+
+
+# --- Two releases in one cluster: every rule keeps `namespace`. ---------------------------------
+
+_AGGREGATION = re.compile(
+    r"\b(sum|avg|min|max|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
+    r"(?:(by|without)\s*\(([^)]*)\)\s*)?\("
+)
+_MATCHING = re.compile(r"\b(on|ignoring)\s*\(([^)]*)\)")
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule.get("alert") or rule["record"])
+def test_every_aggregation_and_match_keeps_the_namespace(rule: dict[str, Any]) -> None:
+    """`sum by (job)` would merge the releases: `by` and `on` lists name `namespace` too."""
+    expr = str(rule["expr"])
+    for aggregation in _AGGREGATION.finditer(expr):
+        operator, modifier, labels = aggregation.groups()
+        assert modifier == "by", f"{operator} without a `by (namespace, ...)`: {expr}"
+        assert "namespace" in [label.strip() for label in labels.split(",")], expr
+    for matching in _MATCHING.finditer(expr):
+        keyword, labels = matching.groups()
+        assert keyword == "on", expr
+        assert "namespace" in [label.strip() for label in labels.split(",")], expr
+
+
+def test_recording_rules_name_their_namespace_level() -> None:
+    """The level of a recorded series (`namespace_job_route:`) lists the labels it keeps."""
+    for rule in _rules():
+        if "record" in rule:
+            assert str(rule["record"]).startswith("namespace_"), rule["record"]
+
+
+# --- Target health: a replica down is not a page. -----------------------------------------------
+
+
+def _critical_alerts() -> list[str]:
+    return [str(a["alert"]) for a in _alerts() if a["labels"]["severity"] == "critical"]
+
+
+def _run_cases(promtool: Promtool, tmp_path: Path, cases: list[dict[str, Any]]) -> None:
+    shutil.copy(ALERTS, tmp_path / ALERTS.name)
+    tests = tmp_path / "cases_test.yaml"
+    dump_yaml({"rule_files": [ALERTS.name], "evaluation_interval": "1m", "tests": cases}, tests)
+    promtool.run("test", "rules", tests.name, cwd=tmp_path)
+
+
+def _up(job: str, instance: str, values: str) -> dict[str, str]:
+    labels = f'namespace="ocr", job="{job}", instance="{instance}"'
+    return {"series": f"up{{{labels}}}", "values": values}
+
+
+def test_one_replica_of_three_down_pages_nobody(promtool: Promtool, tmp_path: Path) -> None:
+    """A model pod OOM-killed and crash-looping for half an hour, two others serving."""
+    series = [
+        _up("ocr-model", "10.0.0.1:8080", "1 0x40"),
+        _up("ocr-model", "10.0.0.2:8080", "1x40"),
+        _up("ocr-model", "10.0.0.3:8080", "1x40"),
+        *(_up("ocr-gateway", f"10.0.1.{n}:8001", "1x40") for n in (1, 2, 3)),
+    ]
+    checks = [
+        {"eval_time": f"{minute}m", "alertname": name, "exp_alerts": []}
+        for name in _critical_alerts()
+        for minute in (2, 5, 10, 20, 40)
+    ]
+    assert checks
+    _run_cases(
+        promtool, tmp_path, [{"interval": "1m", "input_series": series, "alert_rule_test": checks}]
+    )

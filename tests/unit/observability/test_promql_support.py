@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.promql import Query, dashboard_queries, render, rule_queries
+from tests.support.promql import (
+    Query,
+    Selector,
+    dashboard_queries,
+    render,
+    rule_queries,
+    vector_selectors,
+)
 from tests.unit.observability.helpers import ALERTS, dump_yaml
 
 pytestmark = pytest.mark.unit
@@ -84,5 +91,31 @@ def test_rule_queries_list_alerts_and_records(tmp_path: Path) -> None:
 
 def test_rule_queries_of_the_platform_rules() -> None:
     titles = [query.title for query in rule_queries(ALERTS)]
-    assert "OcrTargetDown" in titles
-    assert "job_route:ocr_gateway_slow_requests:ratio_rate5m" in titles
+    assert "OcrServiceDown" in titles
+    assert "namespace_job_route:ocr_gateway_slow_requests:ratio_rate5m" in titles
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("up", [Selector("up", "")]),
+        (
+            'sum by (job, le) (rate(x_bucket{a="}", le="2.5"}[5m])) / on (job) group_left (b) y',
+            [Selector("x_bucket", 'a="}", le="2.5"'), Selector("y", "")],
+        ),
+        (
+            'label_replace(vector(0), "code", "none", "", "") or {__name__="up"}',
+            [Selector("", '__name__="up"')],
+        ),
+        (
+            "max(x offset 5m30s) without (i) > bool 1e3 and z # not w",
+            [Selector("x", ""), Selector("z", "")],
+        ),
+        (
+            'sum(a{n="$namespace"}) by (job) unless b',
+            [Selector("a", 'n="$namespace"'), Selector("b", "")],
+        ),
+    ],
+)
+def test_vector_selectors(expr: str, expected: list[Selector]) -> None:
+    assert vector_selectors(expr) == expected
