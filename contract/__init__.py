@@ -9,7 +9,16 @@ holds to this list. Pure Python plus pydantic: no gRPC, KServe or Tesseract here
 
 from .bytes_codec import MalformedBytesError, decode_bytes_elements, encode_bytes_element
 from .formats import ACCEPTED_FORMAT_NAMES, IMAGE_FORMATS, ImageFormat, sniff_image_format
-from .parameters import LANG, LANG_PATTERN, OEM, PARAMETERS, PSM, IntParameter, StringParameter
+from .parameters import (
+    LANG,
+    LANG_PATTERN,
+    OEM,
+    PARAMETERS,
+    PSM,
+    TENANT,
+    IntParameter,
+    StringParameter,
+)
 from .tensors import (
     CONFIDENCE,
     DEFAULT_OUTPUTS,
@@ -35,6 +44,7 @@ __all__ = [
     "OUTPUTS_BY_NAME",
     "PARAMETERS",
     "PSM",
+    "TENANT",
     "TEXT",
     "WORDS",
     "WORD_FIELDS",

@@ -36,14 +36,19 @@ class IntParameter:
         return range(self.minimum, self.maximum + 1)
 
 
-#: Installed model names joined by "+": at most 8 codes of at most 32 characters each.
-LANG_PATTERN: Final = r"^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,7}$"
+#: Most language codes one request may combine: Tesseract loads a model per code and runs them
+#: all on every word (eight codes took the model from 171 to 722 MiB).
+MAX_LANG_CODES: Final = 3
+#: Installed model names joined by "+": 1 to 3 codes of at most 32 characters each. The engine
+#: also refuses a code named twice and `osd` (orientation data, not a language).
+LANG_PATTERN: Final = rf"^[A-Za-z0-9_]{{1,32}}(\+[A-Za-z0-9_]{{1,32}}){{0,{MAX_LANG_CODES - 1}}}$"
 
 LANG: Final = StringParameter(
     "lang",
-    "Tesseract language(s), installed codes joined by '+', e.g. `eng` or `eng+deu`.",
+    f"Tesseract language(s): 1 to {MAX_LANG_CODES} distinct installed codes joined by '+', "
+    "e.g. `eng` or `eng+deu`.",
     LANG_PATTERN,
-    max_length=8 * 33 - 1,
+    max_length=MAX_LANG_CODES * 33 - 1,
     default="eng",
 )
 PSM: Final = IntParameter(
@@ -52,5 +57,15 @@ PSM: Final = IntParameter(
 OEM: Final = IntParameter(
     "oem", "Tesseract engine mode: 0 legacy, 1 LSTM, 2 both, 3 default.", minimum=0, maximum=3
 )
+#: Who is asking, as an opaque id: the gateway sends an HMAC of the caller's API key (or
+#: address). Not an OCR option: the model keeps cached results apart per tenant, so one caller
+#: never learns from a cache hit what another uploaded. Callers that send none share "".
+TENANT: Final = StringParameter(
+    "tenant",
+    "Opaque id of the caller; results are cached per tenant.",
+    r"^[A-Za-z0-9:._-]{0,64}$",
+    max_length=64,
+    default="",
+)
 
-PARAMETERS: Final = (LANG, PSM, OEM)
+PARAMETERS: Final = (LANG, PSM, OEM, TENANT)

@@ -4,6 +4,7 @@ import importlib.util
 import logging
 import signal
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -14,6 +15,16 @@ from gateway.settings import GatewaySettings
 from telemetry import configure_logging, configure_tracing
 
 logger = logging.getLogger("gateway")
+
+
+def proxy_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's proxy options, explicit: left alone, uvicorn believes ``X-Forwarded-For`` from
+    loopback (or ``$FORWARDED_ALLOW_IPS``), so a local client could pick its address, and so its
+    rate-limit bucket, with a header. Proxy headers are read only from ``trusted_proxies``."""
+    return {
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+    }
 
 
 def main() -> None:
@@ -32,11 +43,12 @@ def main() -> None:
     tracer_provider = configure_tracing("ocr-gateway")
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
     logger.info(
-        "gateway on %s:%s -> model %r at %s",
+        "gateway on %s:%s -> model %r at %s; trusted proxies: %s",
         settings.host,
         settings.port,
         settings.model_name,
         settings.model_address,
+        ",".join(settings.trusted_proxies) or "none",
     )
     # uvicorn drains on SIGTERM, then re-raises it; a finished drain is a clean exit (status 0).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -47,6 +59,7 @@ def main() -> None:
         log_level=settings.log_level,
         log_config=None,  # keep the JSON logging configured above
         loop=loop,
+        **proxy_options(settings),
     )
 
 

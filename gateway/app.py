@@ -5,7 +5,8 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.security import APIKeyHeader
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
@@ -20,8 +21,8 @@ from gateway.metrics import (
     MetricsMiddleware,
     UpstreamMetricsInterceptor,
 )
-from gateway.middleware import RequestContextMiddleware, UploadLimitMiddleware
-from gateway.routes import health_router, metrics_router, ocr_router
+from gateway.middleware import InflightUploads, RequestContextMiddleware, UploadLimitMiddleware
+from gateway.routes import docs_router, health_router, metrics_router, ocr_router
 from gateway.settings import GatewaySettings
 
 DESCRIPTION: Final = """\
@@ -76,6 +77,12 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served from local assets (gateway.routes.docs); no ReDoc, no OAuth2 page.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        # A redirect to the slash-less path would be built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -83,12 +90,21 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
     # Starlette runs the middleware added last first: metrics see every answer, the request
     # context gives each one (even a 401/413/429) its id, CORS answers preflights before the
     # key check, and the upload limit sits closest to the routes.
-    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        inflight=InflightUploads(
+            settings.inflight_upload_limit, metrics.upload_bytes_in_flight.set
+        ),
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(
         AccessMiddleware,
         api_keys=settings.api_keys,
         header=settings.api_key_header,
         per_minute=settings.rate_limit_per_minute,
+        key_id_secret=settings.key_id_secret,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
     )
     if settings.cors_allow_origins:
         # Without allowed origins no CORS layer at all: an answer without CORS headers is
@@ -102,9 +118,18 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
         )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(ocr_router)
+    # With keys, the schema declares the key header (Swagger UI's "Authorize" then sends it);
+    # AccessMiddleware checks it, the dependency only documents it.
+    key_scheme = APIKeyHeader(
+        name=settings.api_key_header,
+        scheme_name="APIKey",
+        description="One of the gateway's API keys (OCR_GATEWAY_API_KEYS).",
+        auto_error=False,
+    )
+    app.include_router(ocr_router, dependencies=[Depends(key_scheme)] if settings.api_keys else [])
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(docs_router)
     if tracer_provider is not None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

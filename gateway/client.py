@@ -71,6 +71,11 @@ class InferenceClient:
         self._settings = settings
         self._interceptors = list(interceptors)
         self._channel: grpc.aio.Channel | None = None
+        # The model server checks this token; the same metadata goes with every call.
+        token = settings.model_token
+        self._metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {token.get_secret_value()}"),) if token else None
+        )
         self._model_infer: (
             grpc.aio.UnaryUnaryMultiCallable[pb.ModelInferRequest, pb.ModelInferResponse] | None
         ) = None
@@ -122,9 +127,12 @@ class InferenceClient:
         request_id: str,
         lang: str,
         psm: int | None = None,
+        tenant: str | None = None,
         timeout_s: float | None = None,
     ) -> OcrResult:
         """OCR ``image`` on the model; ``timeout_s`` (default ``request_timeout_s``) bounds it all.
+
+        ``tenant`` names the caller for the model's result cache (see ``build_infer_request``).
 
         Raises :class:`~gateway.errors.UpstreamError` when the call fails and
         :class:`~gateway.errors.MalformedResponseError` when the answer is off-contract.
@@ -135,7 +143,12 @@ class InferenceClient:
         budget = settings.request_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget
         request = build_infer_request(
-            image, model_name=settings.model_name, request_id=request_id, lang=lang, psm=psm
+            image,
+            model_name=settings.model_name,
+            request_id=request_id,
+            lang=lang,
+            psm=psm,
+            tenant=tenant,
         )
         attempt = 0
         while True:
@@ -144,7 +157,9 @@ class InferenceClient:
             if remaining <= 0:
                 raise upstream_error_for(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to call")
             try:
-                response = await self._model_infer(request, timeout=remaining)
+                response = await self._model_infer(
+                    request, timeout=remaining, metadata=self._metadata
+                )
             except grpc.aio.AioRpcError as err:
                 code, details = err.code(), err.details()
                 if (
@@ -182,7 +197,9 @@ class InferenceClient:
             raise RuntimeError("InferenceClient not started")
         try:
             response = await self._server_ready(
-                pb.ServerReadyRequest(), timeout=self._settings.readiness_timeout_s
+                pb.ServerReadyRequest(),
+                timeout=self._settings.readiness_timeout_s,
+                metadata=self._metadata,
             )
         except grpc.RpcError as err:
             logger.info("server readiness check failed: %s", _status_name(err))
@@ -197,6 +214,7 @@ class InferenceClient:
             response = await self._model_ready(
                 pb.ModelReadyRequest(name=self._settings.model_name),
                 timeout=self._settings.readiness_timeout_s,
+                metadata=self._metadata,
             )
         except grpc.RpcError as err:
             logger.info("model readiness check failed: %s", _status_name(err))

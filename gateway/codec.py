@@ -2,7 +2,7 @@
 
 The names, datatypes and parameters come from :mod:`contract`. Request: the ``image`` input
 whose element (the untouched file bytes) travels in ``raw_input_contents``; parameters ``lang``
-and optionally ``psm``. Response: the default outputs, read either from
+and optionally ``psm`` and ``tenant``. Response: the default outputs, read either from
 ``raw_output_contents`` or from each output's ``contents``, whichever the server chose.
 """
 
@@ -53,11 +53,15 @@ def build_infer_request(
     request_id: str,
     lang: str,
     psm: int | None = None,
+    tenant: str | None = None,
 ) -> pb.ModelInferRequest:
-    """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``."""
+    """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``, for
+    ``tenant`` (the caller's opaque id: the model caches results per tenant)."""
     parameters = {contract.LANG.name: pb.InferParameter(string_param=lang)}
     if psm is not None:
         parameters[contract.PSM.name] = pb.InferParameter(int64_param=psm)
+    if tenant is not None:
+        parameters[contract.TENANT.name] = pb.InferParameter(string_param=tenant)
     return pb.ModelInferRequest(
         model_name=model_name,
         id=request_id,

@@ -1,4 +1,4 @@
-"""The per-request context kept in the ASGI scope's ``state``: request id and arrival time."""
+"""The per-request context kept in the ASGI scope's ``state``: request id, arrival time, tenant."""
 
 import re
 import time
@@ -13,6 +13,9 @@ _SANE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 _REQUEST_ID_KEY: Final = "request_id"
 _STARTED_AT_KEY: Final = "started_at"
+_TENANT_KEY: Final = "tenant"
+#: The tenant of a request no caller id was recorded for.
+ANONYMOUS_TENANT: Final = "anonymous"
 
 
 def resolve_request_id(incoming: str | None) -> str:
@@ -46,3 +49,14 @@ def elapsed_ms(scope: Scope) -> float:
     if not isinstance(started_at, float):
         return 0.0
     return (time.perf_counter() - started_at) * 1000.0
+
+
+def set_tenant(scope: Scope, tenant: str) -> None:
+    """Record who is calling (an opaque id, see :mod:`gateway.access`) in ``scope``."""
+    scope.setdefault("state", {})[_TENANT_KEY] = tenant
+
+
+def tenant_of(scope: Scope) -> str:
+    """The tenant recorded by :func:`set_tenant`; :data:`ANONYMOUS_TENANT` without one."""
+    tenant = scope.get("state", {}).get(_TENANT_KEY)
+    return tenant if isinstance(tenant, str) else ANONYMOUS_TENANT

@@ -20,6 +20,8 @@ import grpc
 _MAX_DETAILS_CHARS: Final = 500
 # Seconds to wait after a model overload; the README promises `Retry-After: 1`.
 _OVERLOAD_RETRY_AFTER_S: Final = 1
+# Seconds to wait when the gateway holds as many upload bytes as it may; uploads end quickly.
+_BUSY_RETRY_AFTER_S: Final = 1
 _RETRY_AFTER_DOC: Final = "Seconds to wait before retrying."
 
 
@@ -129,6 +131,24 @@ class RateLimitedError(GatewayError):
         return cls(per_minute=60, retry_after_s=12)
 
 
+class TooManyAuthFailuresError(GatewayError):
+    """Too many wrong API keys came from this client address; its key is not even checked."""
+
+    status = 429
+    code = "too_many_auth_failures"
+    documented_headers = MappingProxyType({"Retry-After": _RETRY_AFTER_DOC})
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "Too many failed authentications from this address; try again later.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(retry_after_s=42)
+
+
 # --- Routing and request validation --------------------------------------------------------------
 
 
@@ -195,6 +215,32 @@ class PayloadTooLargeError(GatewayError):
     @classmethod
     def example(cls) -> Self:
         return cls(20 * 1024 * 1024)
+
+
+class RequestTimeoutError(GatewayError):
+    """The request body did not arrive completely within the body timeout."""
+
+    status = 408
+    code = "request_timeout"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"The request body was not received within {timeout_s:g} s.")
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(30.0)
+
+
+class GatewayBusyError(GatewayError):
+    """The gateway is receiving as many upload bytes as it may hold; retry after ``Retry-After``."""
+
+    status = 503
+    code = "gateway_busy"
+    default_message = "The gateway is busy receiving other uploads; try again shortly."
+    documented_headers = MappingProxyType({"Retry-After": _RETRY_AFTER_DOC})
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(_BUSY_RETRY_AFTER_S)})
 
 
 class UnsupportedMediaTypeError(GatewayError):
@@ -311,7 +357,7 @@ class InvalidArgumentError(UpstreamError):
     def example(cls) -> Self:
         return cls(
             grpc.StatusCode.INVALID_ARGUMENT,
-            "language 'xx' is not installed; installed: eng, osd",
+            "language 'xx' is not installed; installed: deu, eng",
         )
 
 

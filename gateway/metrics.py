@@ -59,6 +59,11 @@ class GatewayMetrics:
             "HTTP requests being served right now.",
             registry=registry,
         )
+        self.upload_bytes_in_flight = Gauge(
+            "ocr_gateway_upload_bytes_in_flight",
+            "Request body bytes held by requests under way (capped by MAX_INFLIGHT_UPLOAD_BYTES).",
+            registry=registry,
+        )
         self.upstream_duration = Histogram(
             "ocr_gateway_upstream_duration_seconds",
             "Duration of each gRPC call to the model server (every attempt).",

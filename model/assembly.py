@@ -32,7 +32,9 @@ def create_backend(settings: ModelSettings) -> Backend:
     """The Tesseract binding named by `settings.engine`."""
     if settings.engine == "pytesseract":
         return PytesseractBackend(settings.tessdata_dir)
-    return TesserocrBackend(settings.tessdata_dir)
+    return TesserocrBackend(
+        settings.tessdata_dir, layout_s_per_megapixel=settings.layout_s_per_megapixel or None
+    )
 
 
 def default_options(settings: ModelSettings) -> OcrOptions:
@@ -45,7 +47,11 @@ def default_options(settings: ModelSettings) -> OcrOptions:
 def create_pool(settings: ModelSettings, backend: Backend) -> EnginePool:
     """The engine on its worker threads; the default options must be usable here."""
     engine = OcrEngine(
-        backend, max_pixels=settings.max_image_pixels, max_frames=settings.max_frames
+        backend,
+        max_pixels=settings.max_image_pixels,
+        max_frames=settings.max_frames,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        max_decoded_bytes=settings.max_decoded_bytes,
     )
     defaults = default_options(settings)
     defaults.validate(engine.languages)

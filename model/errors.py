@@ -10,21 +10,40 @@ gives the REST answer from the same row.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, NoReturn
 
+import grpc.aio
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from grpc import StatusCode
 from grpc_interceptor.exceptions import DeadlineExceeded, ResourceExhausted
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotReady, ServerNotLive, ServerNotReady
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
 from .engine import EngineBusyError, EngineInputError, EngineTimeoutError
 
+logger = logging.getLogger(__name__)
+
 #: Seconds a refused client should wait before retrying an overloaded server.
 RETRY_AFTER_S: Final = 1
+#: Longest piece of a request (an input's name, a model name, a value) quoted in a message.
+MAX_ECHO_CHARS: Final = 64
+#: The whole answer to an unexpected failure: its class, message and traceback go to the log.
+INTERNAL_ERROR: Final = "internal error"
+
+
+def echo(value: object) -> str:
+    """`value` quoted for an error message, cut to `MAX_ECHO_CHARS` characters: a client may
+    send a 1 MiB name, and the answer must not carry it back."""
+    text = str(value)
+    if len(text) <= MAX_ECHO_CHARS:
+        return repr(text)
+    return f"{text[:MAX_ECHO_CHARS]!r}... ({len(text)} characters)"
 
 
 class ModelOverloaded(ResourceExhausted):
@@ -85,3 +104,45 @@ async def rest_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if row is not None and row.retry_after_s is not None:
         headers = {"Retry-After": str(row.retry_after_s)}
     return JSONResponse({"error": exc.details}, status_code=status, headers=headers)
+
+
+async def rest_validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """400 for a body that is no v2 request, naming the first problem without echoing input
+    (FastAPI's own 422 body carries every offending value back whole)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    problem = "expected a JSON v2 inference request"
+    if errors:
+        # The location names fields, indexes, and the client's own keys (cut), but not the
+        # schema's classes (capitalised, e.g. KServe's `InferenceRequest`) nor "body".
+        where = ".".join(
+            str(part)[:MAX_ECHO_CHARS]
+            for part in errors[0].get("loc", ())
+            if part != "body" and not str(part)[:1].isupper()
+        )
+        problem = f"{where or 'body'}: {str(errors[0].get('msg', 'invalid'))[:MAX_ECHO_CHARS]}"
+    return JSONResponse({"error": f"malformed request body: {problem}"}, status_code=400)
+
+
+class ClientSafeExceptionInterceptor(ExceptionToStatusInterceptor):  # type: ignore[misc]
+    """KServe's gRPC exception-to-status mapping, fixed where it fails: it reads a `reason`
+    that `ModelNotReady`, `ServerNotReady`, `ServerNotLive` and `NotImplementedError` lack, and
+    the resulting AttributeError left as UNKNOWN naming its class. Those get UNAVAILABLE and
+    UNIMPLEMENTED here; anything KServe's mapping still cannot answer gets INTERNAL with
+    `INTERNAL_ERROR`, the detail going to the log."""
+
+    async def handle_exception(
+        self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str
+    ) -> NoReturn:
+        if isinstance(ex, ModelNotReady | ServerNotReady | ServerNotLive):
+            await context.abort(StatusCode.UNAVAILABLE, str(ex))
+        if isinstance(ex, NotImplementedError):
+            await context.abort(StatusCode.UNIMPLEMENTED, "not implemented by this server")
+        try:
+            await super().handle_exception(ex, request_or_iterator, context, method_name)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            logger.exception("unexpected error answering %s", method_name)
+        await context.abort(StatusCode.INTERNAL, INTERNAL_ERROR)
+        raise AssertionError("context.abort() returned")  # pragma: no cover

@@ -8,6 +8,7 @@ one table in `model.errors`.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import kserve
@@ -21,6 +22,13 @@ from .engine import EnginePool, OcrOptions, OcrResult, ResultCache
 from .engine.cache import CacheKey
 from .errors import to_protocol_error
 from .metrics import ModelMetrics
+
+
+def tenant_key(key: CacheKey, tenant: str) -> CacheKey:
+    """`key` for `tenant` alone: a cached result only ever answers the tenant that stored it,
+    so no caller learns from a fast answer that another uploaded the same document."""
+    digest, options = key
+    return hashlib.sha256(tenant.encode() + b"\0" + digest).digest(), options
 
 
 class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type information
@@ -83,6 +91,7 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             raise InvalidInput("this model speaks the v2 inference protocol only")
         try:
             image, options = codec.parse_request(payload, self._defaults)
+            tenant = codec.parse_tenant(payload.parameters)
         except InvalidInput:
             self.metrics.record_error("invalid")
             raise
@@ -93,7 +102,11 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
         remaining = time_left()
         budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
-        key = None if self._cache is None else await self._cache.key(image, options)
+        key = (
+            None
+            if self._cache is None
+            else tenant_key(await self._cache.key(image, options), tenant)
+        )
         result = self._cached(key)
         cache_hit = result is not None
         if result is None:

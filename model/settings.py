@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEBIAN_TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
+#: Shortest accepted `auth_token`; it must be made of these characters (HTTP header safe).
+MIN_TOKEN_CHARS = 16
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 class ModelSettings(BaseSettings):
@@ -57,7 +61,35 @@ class ModelSettings(BaseSettings):
     """Largest decoded image (width x height) accepted; larger ones are refused as invalid."""
 
     max_frames: int = Field(default=64, ge=1)
-    """Most frames or pages a file may hold (only the first is read); more are refused."""
+    """Most frames or pages a file may hold (only the first is read); more are refused. They
+    are counted only up to this limit, so a file of 150 000 pages is refused in milliseconds."""
+
+    max_jpeg_scans: int = Field(default=48, ge=1)
+    """Most scans a JPEG may hold, a scan over several colour components counting once per
+    component: libjpeg walks all blocks of those components once per scan (a 36 MP JPEG with
+    its last scan repeated 2 500 times took 47 s to decode). libjpeg's progressive scripts
+    count 6 (gray), 14 (colour) or 24 (CMYK); 48 over a 40 MP page decode in ~1 s. Checked
+    before decoding."""
+
+    max_decoded_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    """Most memory the pixels of one upload may take from decoding to the Tesseract-ready image
+    (the decoded frame plus the largest copy on the way: a progressive JPEG's coefficients, an
+    EXIF rotation, a mode conversion), estimated from the headers before decoding; a larger
+    upload is refused as invalid. The default 256 MiB: the chart gives the model 1 GiB for 2
+    workers and the idle server holds ~170 MiB, leaving ~420 MiB per request. It admits a
+    40 MP grayscale (38 MiB), palette or RGB (153 MiB) page, but not what costs a multiple of
+    that for the same pixels: RGBA or CMYK over ~33 MP, progressive colour JPEGs over ~27 MP
+    (4:4:4; ~38 MP at 4:2:0), WebP over ~17 MP (Pillow holds 4 copies). Tesseract's memory
+    comes on top (measured on dense text: ~11 bytes a pixel for gray pages, ~18 for colour
+    ones) and is bounded only by `max_image_pixels`."""
+
+    layout_s_per_megapixel: float = Field(default=0, ge=0)
+    """Seconds of Tesseract layout analysis expected per megapixel (tesserocr engine). Tesseract
+    can stop recognition at a deadline but not the layout analysis before it, so a page whose
+    expected layout time exceeds the time its request has left is refused at once (deadline
+    exceeded) instead of holding a worker past the deadline. 0 (default): measured at start-up,
+    twice the time this machine takes for a dense 2 MP text page (~0.2 s/MP on a current x86
+    core); set it to fix the rate instead."""
 
     max_queue: int = Field(default=8, ge=0)
     """Requests that may wait for a busy engine; one more is refused at once (gRPC
@@ -70,6 +102,17 @@ class ModelSettings(BaseSettings):
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest gRPC message received or sent; keep it above the gateway's upload limit plus
     4 MiB of headroom (the default 32 MiB fits the gateway's default 20 MiB)."""
+
+    max_rest_body_bytes: int = Field(default=48 * 1024 * 1024, ge=1024)
+    """Largest REST request body; a larger one gets 413 before it is read (from Content-Length)
+    or as soon as a chunked body passes the limit. The default 48 MiB carries what fits in a
+    32 MiB gRPC message once base64 (4/3) and the JSON around it are added."""
+
+    auth_token: SecretStr = SecretStr("")
+    """Shared bearer token: when set (at least 16 visible ASCII characters), every gRPC call but
+    ServerLive, ServerReady, ModelReady, ModelMetadata (and grpc.health, reflection) needs the
+    metadata `authorization: Bearer <token>`, and every REST request but `/v2/health/*`,
+    `/v2/models/<name>/ready` and `/metrics` the same header; empty (default): no token needed."""
 
     result_cache_entries: int = Field(default=0, ge=0)
     """Results kept for repeated uploads (same bytes, same options), least recently used
@@ -89,6 +132,17 @@ class ModelSettings(BaseSettings):
 
     log_tracebacks: bool = False
     """Write tracebacks of unexpected errors to the log (debugging only: they reveal internals)."""
+
+    @field_validator("auth_token")
+    @classmethod
+    def _token_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if token and (len(token) < MIN_TOKEN_CHARS or not _TOKEN_CHARS.fullmatch(token)):
+            # The message names the rule, never the value.
+            raise ValueError(
+                f"must be empty or at least {MIN_TOKEN_CHARS} visible ASCII characters (no spaces)"
+            )
+        return value
 
     @field_validator("tessdata_dir")
     @classmethod

@@ -9,7 +9,7 @@ from gateway.errors import NotReadyError
 from gateway.routes.errors import error_responses
 from gateway.schemas import LiveStatus, ReadyStatus
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], redirect_slashes=False)
 
 
 @router.get("/health", deprecated=True, summary="Liveness (alias of /healthz)")

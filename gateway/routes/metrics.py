@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 
 from telemetry import metrics_response
 
-router = APIRouter(tags=["observability"])
+router = APIRouter(tags=["observability"], redirect_slashes=False)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from opentelemetry import trace
 
 import contract
+from gateway.context import tenant_of
 from gateway.deps import (
     InferenceClientDep,
     MetricsDep,
@@ -18,6 +19,7 @@ from gateway.deps import (
 from gateway.errors import (
     BadRequestError,
     EmptyFileError,
+    GatewayBusyError,
     InternalError,
     InvalidArgumentError,
     InvalidRequestError,
@@ -28,6 +30,8 @@ from gateway.errors import (
     ModelUnavailableError,
     PayloadTooLargeError,
     RateLimitedError,
+    RequestTimeoutError,
+    TooManyAuthFailuresError,
     TooManyFilesError,
     UnauthorizedError,
     UnknownUpstreamError,
@@ -39,7 +43,7 @@ from gateway.schemas import OcrResponse, Timings
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["ocr"])
+router = APIRouter(tags=["ocr"], redirect_slashes=False)
 
 
 @router.post(
@@ -49,6 +53,7 @@ router = APIRouter(tags=["ocr"])
     responses=error_responses(
         BadRequestError,
         UnauthorizedError,
+        RequestTimeoutError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,
         InvalidRequestError,
@@ -56,12 +61,14 @@ router = APIRouter(tags=["ocr"])
         TooManyFilesError,
         InvalidArgumentError,
         RateLimitedError,
+        TooManyAuthFailuresError,
         ModelOverloadedError,
         InternalError,
         ModelNotFoundError,
         MalformedResponseError,
         UnknownUpstreamError,
         ModelUnavailableError,
+        GatewayBusyError,
         ModelTimeoutError,
     ),
 )
@@ -122,7 +129,10 @@ async def recognise(
     if psm is not None:
         span.set_attribute("ocr.psm", psm)
     model_started = time.perf_counter()
-    result = await client.infer(image, request_id=request_id, lang=lang, psm=psm)
+    # The tenant keeps the model's result cache apart per caller (see gateway.access).
+    result = await client.infer(
+        image, request_id=request_id, lang=lang, psm=psm, tenant=tenant_of(request.scope)
+    )
     model_ms = (time.perf_counter() - model_started) * 1000.0
     span.set_attributes({"ocr.words": len(result.words), "ocr.confidence": result.confidence})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import threading
 import time
@@ -15,9 +16,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .types import EngineTimeoutError, InvalidOptionError, OcrOptions, Word
+
+logger = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -58,12 +61,45 @@ def installed_languages(tessdata: Path) -> frozenset[str]:
     return frozenset(p.name.removesuffix(".traineddata") for p in tessdata.glob("*.traineddata"))
 
 
+#: Seconds of Tesseract's layout analysis per megapixel assumed until `warm` has measured this
+#: machine's: twice the ~0.1 s/MP measured on dense text pages of 4 to 36 MP.
+DEFAULT_LAYOUT_S_PER_MEGAPIXEL = 0.2
+#: The measured rate is multiplied by this: layout time varies with the page (dense text is the
+#: worst ordinary documents give) and with what else runs on the machine.
+LAYOUT_MARGIN = 2.0
+
+
+def layout_calibration_page(side: int = 1500) -> Image.Image:
+    """A page filled with lines of small text (Pillow's built-in font): Tesseract's layout
+    analysis takes as long per megapixel on it as on the densest real documents measured."""
+    page = Image.new("L", (side, side), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=22)
+    line = "Invoice 2024-117 total 42.50 paid by transfer, ref QX-7781 " * 4
+    for index, top in enumerate(range(10, side - 33, 33)):
+        draw.text((10, top), line[index % 17 :], font=font, fill=0)
+    return page
+
+
 class TesserocrBackend:
-    """libtesseract in-process through tesserocr; releases the GIL while recognising."""
+    """libtesseract in-process through tesserocr; releases the GIL while recognising.
+
+    Tesseract stops recognition at its deadline, between words, but never its layout analysis,
+    which runs first: a page whose layout alone is expected to outlast the time left
+    (`layout_s_per_megapixel` x megapixels) is refused at once instead of holding the worker.
+    Unless given, the rate is learned in `warm`: LAYOUT_MARGIN times the time this machine takes
+    for `layout_calibration_page`. The estimate holds for documents, not for any pixels: layout
+    of some non-text patterns (fine stripes, noise) takes 5 to 15 times longer per megapixel.
+    """
 
     name = "tesserocr"
 
-    def __init__(self, tessdata: Path, max_models_per_thread: int = 4) -> None:
+    def __init__(
+        self,
+        tessdata: Path,
+        max_models_per_thread: int = 4,
+        layout_s_per_megapixel: float | None = None,
+    ) -> None:
         limit_openmp_threads()
         import tesserocr  # imported here so the pytesseract backend works without it
 
@@ -72,12 +108,41 @@ class TesserocrBackend:
         self._languages = installed_languages(tessdata)
         self._max_models = max_models_per_thread
         self._local = threading.local()
+        self._calibrate_layout = layout_s_per_megapixel is None
+        self._calibration_lock = threading.Lock()
+        self.layout_s_per_megapixel = (
+            DEFAULT_LAYOUT_S_PER_MEGAPIXEL
+            if layout_s_per_megapixel is None
+            else layout_s_per_megapixel
+        )
+        """Seconds of layout analysis expected per megapixel (measured in `warm` unless given)."""
 
     def languages(self) -> frozenset[str]:
         return self._languages
 
     def warm(self, options: OcrOptions) -> None:
-        self._api(options)
+        api = self._api(options)
+        with self._calibration_lock:
+            if self._calibrate_layout:
+                self._calibrate_layout = False  # once per backend, by the first worker
+                self.layout_s_per_megapixel = LAYOUT_MARGIN * self._time_layout(api)
+                logger.info(
+                    "Tesseract layout analysis: %.3f s per megapixel expected",
+                    self.layout_s_per_megapixel,
+                )
+
+    @staticmethod
+    def _time_layout(api: Any) -> float:
+        """Seconds per megapixel this machine's Tesseract takes to analyse a dense page."""
+        page = layout_calibration_page()
+        api.SetPageSegMode(3)  # fully automatic: the full layout analysis
+        api.SetImage(page)
+        try:
+            started = time.monotonic()
+            api.AnalyseLayout()
+            return (time.monotonic() - started) / (page.width * page.height / 1e6)
+        finally:
+            api.Clear()
 
     def _api(self, options: OcrOptions) -> Any:
         """This thread's API for (lang, oem), created once and reused; least recent evicted."""
@@ -110,11 +175,22 @@ class TesserocrBackend:
     def recognize(
         self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
     ) -> tuple[str, tuple[Word, ...]]:
+        started = time.monotonic()
+        if timeout_s is not None:
+            layout_s = self.layout_s_per_megapixel * image.width * image.height / 1e6
+            if layout_s > timeout_s:
+                raise EngineTimeoutError(
+                    f"a {image.width}x{image.height} page cannot be read in the "
+                    f"{max(timeout_s, 0):.1f} s left: Tesseract's layout analysis, which cannot be "
+                    f"stopped, is expected to take {layout_s:.1f} s"
+                )
         api = self._api(options)
         api.SetPageSegMode(options.psm)
         api.SetImage(image)
         # Tesseract checks its deadline between words (layout analysis runs to its end first);
         # 0 means no limit, so a spent budget still gets the smallest real one.
+        if timeout_s is not None:
+            timeout_s -= time.monotonic() - started  # loading a model and the image took some
         timeout_ms = 0 if timeout_s is None else max(1, int(timeout_s * 1000))
         try:
             if not api.Recognize(timeout=timeout_ms):

@@ -10,12 +10,13 @@ import re
 from dataclasses import dataclass, field
 
 import contract
+from contract.parameters import MAX_LANG_CODES
 
 #: Tesseract page-segmentation modes are 0..13 (see `tesseract --help-psm`).
 PSM_RANGE = contract.PSM.values
 #: Tesseract OCR engine modes are 0..3 (legacy, LSTM, both, default).
 OEM_RANGE = contract.OEM.values
-#: A language spec: installed model names joined by "+", e.g. "eng" or "eng+deu".
+#: A language spec: 1 to 3 installed model names joined by "+", e.g. "eng" or "eng+deu".
 _LANG_RE = re.compile(contract.LANG_PATTERN)
 
 
@@ -51,10 +52,18 @@ class OcrOptions:
         """Raise InvalidOptionError unless every option is usable with `installed` languages."""
         if not _LANG_RE.match(self.lang):
             raise InvalidOptionError(
-                f"lang {self.lang!r} is malformed: use installed language codes joined by '+', "
-                "e.g. 'eng' or 'eng+deu'"
+                f"lang {self.lang!r} is malformed: use 1 to {MAX_LANG_CODES} installed language "
+                "codes joined by '+', e.g. 'eng' or 'eng+deu'"
             )
-        missing = [code for code in self.lang.split("+") if code not in installed]
+        codes = self.lang.split("+")
+        if "osd" in codes:
+            raise InvalidOptionError(
+                "'osd' is Tesseract's orientation and script data, not a language: name the "
+                "language(s) of the text, e.g. 'eng'"
+            )
+        if len(set(codes)) < len(codes):
+            raise InvalidOptionError(f"lang {self.lang!r} names a language twice")
+        missing = [code for code in codes if code not in installed]
         if missing:
             raise InvalidOptionError(
                 f"language {'+'.join(missing)!r} is not installed; installed: "

@@ -94,6 +94,36 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "ocr-platform.componentName" (dict "context" . "component" "model") }}
 {{- end }}
 
+{{/*
+Labels that select the model server's pods. deployment: the chart's own. inferenceservice: the
+ones KServe puts on every predictor pod (both deployment modes), whatever predictor.labels say.
+*/}}
+{{- define "ocr-platform.modelPodSelectorLabels" -}}
+{{- if eq .Values.model.mode "inferenceservice" -}}
+serving.kserve.io/inferenceservice: {{ include "ocr-platform.inferenceServiceName" . }}
+component: predictor
+{{- else -}}
+{{ include "ocr-platform.componentSelectorLabels" (dict "context" . "component" "model") }}
+{{- end }}
+{{- end }}
+
+{{/* Secret of the model's bearer token: model.auth.existingSecret, else the chart's own. */}}
+{{- define "ocr-platform.modelTokenSecretName" -}}
+{{- default (printf "%s-token" (include "ocr-platform.componentName" (dict "context" . "component" "model"))) .Values.model.auth.existingSecret }}
+{{- end }}
+
+{{/*
+The model token as variable .name of a container (gateway: OCR_GATEWAY_MODEL_TOKEN, model:
+OCR_MODEL_AUTH_TOKEN): the same Secret and key for both, never a literal value.
+*/}}
+{{- define "ocr-platform.modelTokenEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ocr-platform.modelTokenSecretName" .context | quote }}
+      key: {{ .context.Values.model.auth.existingSecretKey | quote }}
+{{- end }}
+
 {{/* Whether the InferenceService runs as a plain Deployment + HPA (Standard, legacy RawDeployment). */}}
 {{- define "ocr-platform.isvcStandard" -}}
 {{- if has .Values.model.inferenceService.deploymentMode (list "Standard" "RawDeployment") }}true{{ end }}
@@ -154,6 +184,16 @@ inferenceservice, Knative (or Serverless): the predictor route, <isvc>-predictor
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ printf "k8s.namespace.name=%s,k8s.pod.name=$(OTEL_K8S_POD_NAME),service.version=%s%s" .context.Release.Namespace .context.Chart.AppVersion (ternary (printf ",%s" $otel.resourceAttributes) "" (ne $otel.resourceAttributes "")) | quote }}
 {{- end }}
+{{- end }}
+
+{{/*
+Port of the OTLP endpoint (otel.endpoint): the one it names, else 443 for https and 80 for http.
+*/}}
+{{- define "ocr-platform.otlpPort" -}}
+{{- $endpoint := .Values.otel.endpoint }}
+{{- $hostPort := regexReplaceAll "^https?://" $endpoint "" | splitList "/" | first }}
+{{- $port := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if hasPrefix "https://" $endpoint }}443{{ else }}80{{ end }}
 {{- end }}
 
 {{/* Extra env of a component from its `env` map, in name order. */}}
@@ -271,6 +311,7 @@ lifecycle:
   value: {{ .Values.model.gracePeriodSeconds | quote }}
 - name: OCR_MODEL_MAX_CONNECTION_AGE_S
   value: {{ .Values.model.maxConnectionAgeSeconds | quote }}
+{{ include "ocr-platform.modelTokenEnv" (dict "context" . "name" "OCR_MODEL_AUTH_TOKEN") }}
 {{- with include "ocr-platform.otelEnv" $ctx }}{{ . | nindent 0 }}{{ end }}
 {{- with include "ocr-platform.extraEnv" $ctx }}{{ . | trimPrefix "\n" | nindent 0 }}{{ end }}
 {{- end }}

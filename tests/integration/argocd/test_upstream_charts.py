@@ -70,6 +70,7 @@ from tests.integration.argocd.manifests import (
     stack_values,
     strict,
 )
+from tests.support.network_policy import Pod, egress_allows, ingress_allows, reachable
 
 pytestmark = pytest.mark.integration
 
@@ -492,6 +493,141 @@ def test_the_alert_secret_and_the_ui_are_documented(renderer: Renderer) -> None:
     assert 9093 in {port["port"] for port in service["spec"]["ports"]}
     assert f"kubectl -n {namespace} port-forward svc/{name} 9093" in readme
     assert f"port-forward svc/{name} 9093" in (STACK / f"{CRD_PROVIDER}.yaml").read_text()
+
+
+# --- the platform's NetworkPolicies and model token, as Argo CD renders them --------------------
+
+
+def destination(renderer: Renderer, environment: str, name: str) -> str:
+    return str(renderer.application(environment, name)["spec"]["destination"]["namespace"])
+
+
+def workload_pods(renderer: Renderer, environment: str, name: str) -> dict[str, Pod]:
+    """The pods of Application `name`'s Deployments and StatefulSets, by workload name."""
+    namespace = destination(renderer, environment, name)
+    return {
+        str(doc["metadata"]["name"]): Pod(
+            str(doc["metadata"].get("namespace") or namespace),
+            dict(doc["spec"]["template"]["metadata"]["labels"]),
+        )
+        for doc in renderer.render(environment, name)
+        if doc["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def prometheus_pod(renderer: Renderer, environment: str) -> Pod:
+    """The pod prometheus-operator runs for kube-prometheus-stack's Prometheus, with the labels
+    the operator gives it besides spec.podMetadata's."""
+    docs = renderer.render(environment, CRD_PROVIDER)
+    (prometheus,) = [doc for doc in docs if doc["kind"] == "Prometheus"]
+    name = str(prometheus["metadata"]["name"])
+    labels = {
+        **(prometheus["spec"].get("podMetadata", {}).get("labels") or {}),
+        "app.kubernetes.io/name": "prometheus",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "prometheus-operator",
+        "prometheus": name,
+        "operator.prometheus.io/name": name,
+    }
+    return Pod(str(prometheus["metadata"]["namespace"]), labels)
+
+
+def platform_container(docs: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any]:
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    found: Mapping[str, Any] = container
+    return found
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_only_the_gateway_and_prometheus_reach_the_model(
+    renderer: Renderer, environment: str
+) -> None:
+    """The chart's NetworkPolicies are rendered in every environment: the model's gRPC port
+    takes the gateway pods only, its metrics port kube-prometheus-stack's Prometheus only; no
+    other pod of the platform or of the monitoring stack reaches either."""
+    docs = renderer.render(environment, PLATFORM_APP)
+    policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+    names = {str(p["metadata"]["name"]) for p in policies}
+    assert {"ocr-platform-gateway", "ocr-platform-model"} <= names
+    platform = workload_pods(renderer, environment, PLATFORM_APP)
+    gateway, model = platform["ocr-platform-gateway"], platform["ocr-platform-model"]
+    prometheus = prometheus_pod(renderer, environment)
+    assert prometheus.namespace == destination(renderer, environment, CRD_PROVIDER)
+    assert reachable(policies, gateway, model, 8081)
+    assert reachable(policies, prometheus, model, 8080)
+    assert not ingress_allows(policies, model, prometheus, 8081)
+    assert not ingress_allows(policies, model, gateway, 8080)
+    strangers = [
+        pod for name in STACK_APPS for pod in workload_pods(renderer, environment, name).values()
+    ]
+    strangers += [Pod(model.namespace, {"app": "debug"}), Pod("default", dict(gateway.labels))]
+    assert len(strangers) >= 5
+    for stranger in strangers:
+        for port in (8080, 8081):
+            assert not ingress_allows(policies, model, stranger, port), (stranger, port)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_the_gateway_sends_traces_to_the_collector_pods_only(
+    renderer: Renderer, environment: str
+) -> None:
+    """The gateway's egress reaches the collector the stack deploys (its pods' labels, in its
+    namespace) on the OTLP port of otel.endpoint, and no other pod of the stack."""
+    docs = renderer.render(environment, PLATFORM_APP)
+    policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+    gateway = workload_pods(renderer, environment, PLATFORM_APP)["ocr-platform-gateway"]
+    endpoint = load_yaml(ENVIRONMENTS / environment / "values.yaml")["otel"]["endpoint"]
+    port = int(str(endpoint).rsplit(":", 1)[1])
+    (collector,) = workload_pods(renderer, environment, "opentelemetry-collector").values()
+    assert egress_allows(policies, gateway, collector, port)
+    for name in ("kube-prometheus-stack", "tempo"):
+        for pod in workload_pods(renderer, environment, name).values():
+            assert not egress_allows(policies, gateway, pod, port), pod
+    assert egress_allows(policies, gateway, Pod("kube-system", {"k8s-app": "kube-dns"}), 53, "UDP")
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_both_containers_read_the_model_token_from_the_bootstrap_secret(
+    renderer: Renderer, environment: str
+) -> None:
+    """Argo CD renders without cluster access: the chart's generated token would change at
+    every render, so every environment names a Secret the bootstrap script creates (random,
+    through stdin, only when missing, before the root Application is applied), and no token
+    Secret is rendered from Git."""
+    docs = renderer.render(environment, PLATFORM_APP)
+    assert not [doc for doc in docs if doc["kind"] == "Secret"]
+    values_file = ENVIRONMENTS / environment / "values.yaml"
+    secret = load_yaml(values_file)["model"]["auth"]["existingSecret"]
+    assert secret
+    expected = {"secretKeyRef": {"name": secret, "key": "token"}}
+    for name, variable in (
+        ("ocr-platform-gateway", "OCR_GATEWAY_MODEL_TOKEN"),
+        ("ocr-platform-model", "OCR_MODEL_AUTH_TOKEN"),
+    ):
+        (entry,) = [e for e in platform_container(docs, name)["env"] if e["name"] == variable]
+        assert entry == {"name": variable, "valueFrom": expected}, name
+    # Documented in the environment's list of Secrets made out of band.
+    assert values_file.read_text(encoding="utf-8").count(secret) >= 2
+    script = BOOTSTRAP_SCRIPT.read_text(encoding="utf-8")
+    namespace = destination(renderer, environment, PLATFORM_APP)
+    assert f'MODEL_TOKEN_SECRET="{secret}"' in script
+    assert f'APP_NAMESPACE="{namespace}"' in script
+    create = script.index('create secret generic "$MODEL_TOKEN_SECRET"')
+    assert script.index('get secret "$MODEL_TOKEN_SECRET"') < create
+    assert "--from-file=token=/dev/stdin" in script[create : create + 200]
+    assert "/dev/urandom" in script[create - 300 : create]
+    assert create < script.index("--show-only templates/root.yaml")
+
+
+def test_the_model_token_secret_is_documented() -> None:
+    readme = README.read_text(encoding="utf-8")
+    deploy = readme.split("\n## Deploy it\n", 1)[1].split("\n## ", 1)[0]
+    chart_readme = (ROOT / "helm" / "ocr-platform" / "README.md").read_text(encoding="utf-8")
+    for text in (deploy, chart_readme):
+        assert "ocr-model-token" in text
+        assert "NetworkPolic" in text
+        assert "rollout restart" in text
 
 
 # --- the routing helper itself -------------------------------------------------------------------

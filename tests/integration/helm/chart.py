@@ -172,12 +172,23 @@ def pod_specs(rendered: Rendered) -> Iterator[PodSpec]:
             yield PodSpec(owner, doc["spec"], True)
 
 
+def kserve_predictor_labels(isvc_name: str) -> dict[str, str]:
+    """Labels KServe puts on every predictor pod besides predictor.labels, in both deployment
+    modes (kserve/kserve pkg/controller/v1beta1/inferenceservice/components/predictor.go,
+    buildObjectMeta, 0.16-0.20)."""
+    return {"serving.kserve.io/inferenceservice": isvc_name, "component": "predictor"}
+
+
 def pod_labels(doc: Manifest) -> dict[str, str]:
-    """Labels the pods of a Deployment, InferenceService predictor or Pod carry."""
+    """Labels the pods of a Deployment, InferenceService predictor (with KServe's own) or Pod
+    carry."""
     if doc["kind"] == "Deployment":
         labels: dict[str, str] = doc["spec"]["template"]["metadata"]["labels"]
     elif doc["kind"] == "InferenceService":
-        labels = doc["spec"]["predictor"]["labels"]
+        labels = {
+            **doc["spec"]["predictor"]["labels"],
+            **kserve_predictor_labels(doc["metadata"]["name"]),
+        }
     else:
         labels = doc["metadata"]["labels"]
     return labels

@@ -23,6 +23,7 @@ from tests.integration.helm.chart import (
     Rendered,
     Scenario,
     env_of,
+    kserve_predictor_labels,
     pod_labels,
     pod_specs,
     values,
@@ -35,9 +36,8 @@ GATEWAY = "ocr-platform-gateway"
 MODEL = "ocr-platform-model"
 #: The chart's headless Service over KServe's predictor pods (inferenceservice mode, Standard).
 PREDICTOR_GRPC = f"{MODEL}-grpc"
-#: Labels KServe puts on every predictor pod besides predictor.labels (kserve/kserve
-#: pkg/controller/v1beta1/inferenceservice/components/predictor.go, buildObjectMeta, 0.16-0.20).
-KSERVE_PREDICTOR_LABELS = {"serving.kserve.io/inferenceservice": MODEL, "component": "predictor"}
+#: Labels KServe puts on every predictor pod besides predictor.labels.
+KSERVE_PREDICTOR_LABELS = kserve_predictor_labels(MODEL)
 H2C = "kubernetes.io/h2c"
 MIB = 1024 * 1024
 ENVIRONMENTS = ROOT / "argocd" / "environments"
@@ -309,7 +309,7 @@ def test_service_account_token_is_never_mounted(
         assert pod.spec["automountServiceAccountToken"] is False, pod.owner
 
 
-@pytest.mark.parametrize("scenario", ["production", "inferenceservice"])
+@pytest.mark.parametrize("scenario", ["default", "minimal", "production", "inferenceservice"])
 def test_only_gateway_pods_reach_the_model_grpc_port(
     rendered_all: dict[str, Rendered], scenario: str
 ) -> None:
@@ -349,10 +349,13 @@ def test_only_gateway_pods_reach_the_model_grpc_port(
     ]
 
 
-@pytest.mark.parametrize("scenario", ["production", "inferenceservice"])
-def test_network_policies_cover_every_pod(rendered_all: dict[str, Rendered], scenario: str) -> None:
-    """The check behind the CKV2_K8S_6 skip: with networkPolicy.enabled no pod is left out."""
-    rendered = rendered_all[scenario]
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_network_policies_cover_every_pod(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    """Every scenario (networkPolicy.enabled is the default): no pod is left out (checkov's
+    CKV2_K8S_6 sees Deployments and Pods only, not InferenceService predictors)."""
+    rendered = rendered_all[scenario.name]
     selectors = [p["spec"]["podSelector"]["matchLabels"] for p in rendered.kind("NetworkPolicy")]
     for doc in rendered.docs:
         if doc["kind"] in ("Deployment", "InferenceService", "Pod"):
@@ -424,14 +427,21 @@ def test_plaintext_api_keys_reach_the_gateway_as_it_parses_them(
     rendered = helm.render(
         Scenario(
             "plain-keys",
-            sets=("gateway.apiKeys.plaintext={k-one,k-two}", "gateway.apiKeys.existingSecretKey=x"),
+            sets=(
+                # At least 16 characters each: the gateway refuses shorter keys.
+                "gateway.apiKeys.plaintext={key-one-0123456789,key-two-0123456789}",
+                "gateway.apiKeys.existingSecretKey=x",
+            ),
         )
     )
     env = env_of(container(rendered.one("Deployment", GATEWAY)))
     # The gateway splits the variable at commas (gateway/settings.py, NoDecode: not JSON).
     monkeypatch.setenv("OCR_GATEWAY_API_KEYS", env["OCR_GATEWAY_API_KEYS"])
     settings = GatewaySettings()
-    assert [key.get_secret_value() for key in settings.api_keys] == ["k-one", "k-two"]
+    assert [key.get_secret_value() for key in settings.api_keys] == [
+        "key-one-0123456789",
+        "key-two-0123456789",
+    ]
 
 
 def test_gateway_port_is_open_and_metrics_reach_prometheus(
@@ -450,7 +460,6 @@ def test_minimal_has_no_optional_objects(rendered_all: dict[str, Rendered]) -> N
         "PodMonitor",
         "ServiceMonitor",
         "PrometheusRule",
-        "NetworkPolicy",
         "Ingress",
         "ConfigMap",
     ):
@@ -582,7 +591,15 @@ def test_extra_env_is_added(helm: Helm) -> None:
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [
-        ("default", ["kubectl -n ocr port-forward svc/ocr-platform-gateway 8001:8001"]),
+        (
+            "default",
+            [
+                "kubectl -n ocr port-forward svc/ocr-platform-gateway 8001:8001",
+                "Network policies: the model's ports take the gateway (gRPC 8081) and Prometheus",
+                "Model token: Secret ocr-platform-model-token, key token (random, made by",
+                "rollout restart deployment ocr-platform-gateway ocr-platform-model",
+            ],
+        ),
         ("minimal", ["NodePort 30001", ":30001"]),
         (
             "production",
@@ -591,6 +608,7 @@ def test_extra_env_is_added(helm: Helm) -> None:
                 "Traces: OTLP/grpc",
                 "API keys are on",
                 "kubectl -n ocr get secret ocr-gateway-api-keys",
+                "Model token: Secret ocr-model-token, key token (made out of band)",
             ],
         ),
         (
@@ -598,6 +616,7 @@ def test_extra_env_is_added(helm: Helm) -> None:
             [
                 "svc/ocr-platform-model-grpc 8081:8081",
                 "dns:///ocr-platform-model-grpc.ocr.svc.cluster.local:8081",
+                "rollout restart deployment ocr-platform-gateway ocr-platform-model-predictor",
             ],
         ),
     ],

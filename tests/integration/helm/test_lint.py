@@ -43,6 +43,13 @@ def test_template_renders_named_objects(
         ("gateway.apiKeys.plaintext={a\\,b}", "gateway/apiKeys/plaintext/0"),
         ("gateway.ingress.paths[0].path=gateway", "gateway/ingress/paths/0/path"),
         ("model.inferenceService.deploymentMode=Raw", "model/inferenceService/deploymentMode"),
+        # The model token: from a Secret only (no plain-text option), never through env.
+        ("model.auth.token=0123456789abcdef", "additional properties 'token' not allowed"),
+        ("model.auth.existingSecret=Model_Token", "model/auth/existingSecret"),
+        ("model.env.OCR_MODEL_AUTH_TOKEN=t", "invalid propertyName 'OCR_MODEL_AUTH_TOKEN'"),
+        ("gateway.env.OCR_GATEWAY_MODEL_TOKEN=t", "invalid propertyName 'OCR_GATEWAY_MODEL_TOKEN'"),
+        ("networkPolicy.gateway.ingressControllerNamespace=Ingress", "ingressControllerNamespace"),
+        ("networkPolicy.dns.to=none", "networkPolicy/dns/to"),
         (
             "model.inferenceService.annotations.serving\\.kserve\\.io/deploymentMode=Standard",
             "invalid propertyName 'serving.kserve.io/deploymentMode'",
@@ -116,6 +123,8 @@ def test_contradicting_values_fail_with_a_reason(
         ],
         ["gateway.ingress.enabled=true", "gateway.ingress.rootPath=true"],
         ["gateway.apiKeys.existingSecret=ocr-keys", "gateway.apiKeys.existingSecretKey=keys"],
+        ["model.auth.existingSecret=ocr-model-token", "model.auth.existingSecretKey=bearer"],
+        ["networkPolicy.gateway.ingressControllerNamespace=ingress-nginx"],
     ],
 )
 def test_values_schema_accepts(helm: Helm, overrides: list[str]) -> None:

@@ -4,6 +4,7 @@ metadata, the engine's limits and the gateway's form validation all follow `cont
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -54,10 +55,32 @@ def test_the_engine_refuses_what_the_contract_refuses(psm: int) -> None:
 
 
 def test_a_lang_spec_the_contract_accepts_is_accepted_by_the_engine() -> None:
-    longest = "+".join(["eng"] * 8)
-    OcrOptions(lang=longest).validate(frozenset({"eng"}))
-    with pytest.raises(InvalidOptionError, match="malformed"):
-        OcrOptions(lang="+".join(["eng"] * 9)).validate(frozenset({"eng"}))
+    installed = frozenset({"eng", "deu", "fra", "ita", "osd"})
+    longest = "+".join(["eng", "deu", "fra"])
+    assert re.fullmatch(contract.LANG.pattern, longest)
+    assert len(longest) <= contract.LANG.max_length
+    OcrOptions(lang=longest).validate(installed)
+    too_many = longest + "+ita"
+    assert not re.fullmatch(contract.LANG.pattern, too_many)
+    with pytest.raises(InvalidOptionError, match="malformed: use 1 to 3"):
+        OcrOptions(lang=too_many).validate(installed)
+    # Codes of the longest length the pattern allows fit its max_length.
+    assert len("+".join(["x" * 32] * 3)) == contract.LANG.max_length
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("osd", "'osd' is Tesseract's orientation and script data, not a language"),
+        ("eng+osd", "not a language"),
+        ("eng+eng", "names a language twice"),
+        ("eng+deu+eng", "names a language twice"),
+    ],
+)
+def test_the_engine_refuses_osd_and_repeated_codes(lang: str, message: str) -> None:
+    assert re.fullmatch(contract.LANG.pattern, lang)  # well-formed, refused by the engine
+    with pytest.raises(InvalidOptionError, match=message):
+        OcrOptions(lang=lang).validate(frozenset({"eng", "deu", "osd"}))
 
 
 @pytest.mark.parametrize("image_format", contract.IMAGE_FORMATS, ids=lambda f: f.name)

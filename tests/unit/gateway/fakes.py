@@ -123,12 +123,19 @@ class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
         ready: bool = True,
     ) -> None:
         self.requests: list[pb.ModelInferRequest] = []
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        """(method, invocation metadata) of every ModelInfer, ServerReady and ModelReady call."""
         self._failures = list(failures)
         self._response = response
         self._hang = hang
         self._ready = ready
 
+    def _record(self, method: str, context: _Context) -> None:
+        metadata = context.invocation_metadata() or ()
+        self.calls.append((method, {str(key): str(value) for key, value in metadata}))
+
     async def ModelInfer(self, request: pb.ModelInferRequest, context: _Context) -> Any:
+        self._record("ModelInfer", context)
         self.requests.append(request)
         if self._failures:
             failure = self._failures.pop(0)
@@ -140,9 +147,11 @@ class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
         return ok_response(request_id=request.id)
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: _Context) -> Any:
+        self._record("ServerReady", context)
         return pb.ServerReadyResponse(ready=self._ready)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: _Context) -> Any:
+        self._record("ModelReady", context)
         return pb.ModelReadyResponse(ready=self._ready and request.name == MODEL_NAME)
 
     # The gateway never calls these; they answer UNIMPLEMENTED like an absent RPC would.

@@ -18,6 +18,32 @@ def test_defaults() -> None:
     assert settings.max_upload_bytes == 20 * 1024 * 1024
     assert settings.retry_max_attempts == 3
     assert settings.log_level == "info"
+    # Hardening: 4 largest uploads held at once, 30 s to send a body, no proxy believed,
+    # 10 wrong keys a minute per address, no model token.
+    assert settings.max_inflight_upload_bytes is None
+    assert settings.inflight_upload_limit == 4 * settings.max_upload_bytes
+    assert settings.body_timeout_s == 30.0
+    assert settings.trusted_proxies == []
+    assert settings.auth_failures_per_minute == 10
+    assert settings.model_token is None
+
+
+def test_hardening_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCR_GATEWAY_MAX_INFLIGHT_UPLOAD_BYTES", str(100 * 1024 * 1024))
+    monkeypatch.setenv("OCR_GATEWAY_BODY_TIMEOUT_S", "12.5")
+    monkeypatch.setenv("OCR_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,192.168.1.7")
+    monkeypatch.setenv("OCR_GATEWAY_MODEL_TOKEN", "t0ken-with.symbols~")
+    settings = GatewaySettings()
+    assert settings.inflight_upload_limit == 100 * 1024 * 1024
+    assert settings.body_timeout_s == 12.5
+    assert settings.trusted_proxies == ["10.0.0.0/8", "fd00::/8", "192.168.1.7"]
+    assert settings.model_token is not None
+    assert settings.model_token.get_secret_value() == "t0ken-with.symbols~"
+    assert "t0ken" not in repr(settings)
+    monkeypatch.setenv("OCR_GATEWAY_MAX_INFLIGHT_UPLOAD_BYTES", "0")
+    monkeypatch.setenv("OCR_GATEWAY_MODEL_TOKEN", "")
+    assert GatewaySettings().inflight_upload_limit is None  # 0: no cap
+    assert GatewaySettings().model_token is None  # empty: no token
 
 
 def test_environment_with_prefix_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,6 +85,16 @@ def test_invalid_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) 
         {"model_address": ""},
         {"model_name": ""},
         {"log_level": "loud"},
+        {"max_inflight_upload_bytes": -1},
+        {"max_inflight_upload_bytes": 1024, "max_upload_bytes": 2048},
+        {"body_timeout_s": 0},
+        {"auth_failures_per_minute": -1},
+        {"trusted_proxies": ["loopback"]},
+        {"trusted_proxies": ["10.0.0.1/8"]},  # host bits set: uvicorn would trust nothing
+        {"model_token": "two words"},
+        {"model_token": "line\nbreak"},
+        {"key_id_secret": "short"},
+        {"api_keys": ["fifteen-chars-x"]},
     ],
 )
 def test_invalid_values_are_rejected(values: dict[str, Any]) -> None:

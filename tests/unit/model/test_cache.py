@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import Iterator
 
 import pytest
+from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 from prometheus_client import CollectorRegistry
 
+import contract
 from gateway.codec import build_infer_request
+from gateway.protocol import pb
 from model.assembly import create_model
+from model.codec import parse_tenant
 from model.engine import OcrOptions, OcrResult, ResultCache
 from model.engine.cache import INLINE_HASH_MAX_BYTES
-from model.predictor import OcrModel
+from model.predictor import OcrModel, tenant_key
 from model.settings import ModelSettings
 from tests.support.images import line_png
 
@@ -62,15 +67,15 @@ def test_a_cache_needs_room_for_one_entry() -> None:
         ResultCache(0)
 
 
-def request(data: bytes, psm: int | None = None) -> InferRequest:
+def request(data: bytes, psm: int | None = None, tenant: str | None = None) -> InferRequest:
     message = build_infer_request(
-        data, model_name="ocr-model", request_id="c1", lang="eng", psm=psm
+        data, model_name="ocr-model", request_id="c1", lang="eng", psm=psm, tenant=tenant
     )
     return InferRequest.from_grpc(message)
 
 
-def predict(model: OcrModel, data: bytes, psm: int | None = None) -> str:
-    response = asyncio.run(model.predict(request(data, psm)))
+def predict(model: OcrModel, data: bytes, psm: int | None = None, tenant: str | None = None) -> str:
+    response = asyncio.run(model.predict(request(data, psm, tenant)))
     text = next(o for o in response.outputs if o.name == "text").as_numpy()[0]
     return (text if isinstance(text, str) else bytes(text).decode()).strip()
 
@@ -131,3 +136,47 @@ def test_the_cache_is_off_by_default() -> None:
         assert sample(model, "ocr_stage_duration_seconds_count", {"stage": "recognize"}) == 2
     finally:
         model.stop()
+
+
+def test_one_tenant_never_hits_what_another_cached(model_with_cache: OcrModel) -> None:
+    """Tenant B must not learn, from a fast answer, that tenant A uploaded the same page."""
+    model, image = model_with_cache, line_png(TEXT)
+    a, b = f"key:{secrets.token_hex(8)}", f"key:{secrets.token_hex(8)}"
+    assert predict(model, image, psm=7, tenant=a) == TEXT
+    assert predict(model, image, psm=7, tenant=b) == TEXT
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "miss"}) == 2
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "hit"}) is None
+    # The same tenant again is a hit; a caller without a tenant is a tenant of its own.
+    assert predict(model, image, psm=7, tenant=a) == TEXT
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "hit"}) == 1
+    predict(model, image, psm=7)
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "miss"}) == 3
+    assert sample(model, "ocr_stage_duration_seconds_count", {"stage": "recognize"}) == 3
+
+
+def test_tenant_keys_differ_by_tenant_only() -> None:
+    base = key(b"abc")
+    assert tenant_key(base, "a") == tenant_key(key(b"abc"), "a")
+    assert tenant_key(base, "a") != tenant_key(base, "b")
+    assert tenant_key(base, "") != base
+    assert tenant_key(base, "a")[1] == base[1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pb.InferParameter(int64_param=7),
+        pb.InferParameter(string_param="x" * 65),
+        pb.InferParameter(string_param="key:abc\n"),
+        pb.InferParameter(string_param="../etc"),
+    ],
+    ids=["not a string", "too long", "newline", "slash"],
+)
+def test_a_malformed_tenant_is_refused(raw: pb.InferParameter) -> None:
+    with pytest.raises(InvalidInput, match="tenant"):
+        parse_tenant({"tenant": raw})
+
+
+def test_an_absent_tenant_is_the_shared_default() -> None:
+    assert parse_tenant(None) == parse_tenant({}) == contract.TENANT.default == ""
+    assert parse_tenant({"tenant": "key:0123abcd"}) == "key:0123abcd"  # REST JSON

@@ -138,6 +138,10 @@ def test_image_over_the_pixel_cap_is_refused() -> None:
         (OcrOptions(lang="xxx"), "'xxx' is not installed"),
         (OcrOptions(lang="eng+zzz"), "'zzz' is not installed"),
         (OcrOptions(lang="../etc/passwd"), "malformed"),
+        # Each code loads a model: at most three, each once; osd is no language.
+        (OcrOptions(lang="eng+deu+eng+deu"), "malformed: use 1 to 3"),
+        (OcrOptions(lang="eng+deu+eng"), "names a language twice"),
+        (OcrOptions(lang="osd"), "'osd' is Tesseract's orientation and script data"),
         (OcrOptions(psm=99), "psm 99 is out of range"),
         (OcrOptions(psm=-1), "psm -1 is out of range"),
         (OcrOptions(oem=7), "oem 7 is out of range"),

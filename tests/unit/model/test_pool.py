@@ -227,7 +227,11 @@ def test_the_backend_gets_the_budget_minus_the_queue_wait(pools: Pools) -> None:
     assert second.timeout_s is not None
     assert result.timings.queue_s >= held_s
     assert 0 < second.timeout_s <= budget_s - held_s
-    assert second.timeout_s == pytest.approx(budget_s - result.timings.queue_s, abs=1e-6)
+    # Decoding and preparing the image spend the budget too: the backend gets what is left.
+    timings = result.timings
+    spent_s = timings.queue_s + timings.decode_s + timings.preprocess_s
+    assert second.timeout_s <= budget_s - spent_s
+    assert second.timeout_s == pytest.approx(budget_s - spent_s, abs=1e-3)
 
 
 def test_an_unqueued_request_gets_nearly_its_whole_budget(pools: Pools) -> None:

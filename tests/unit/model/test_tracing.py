@@ -107,6 +107,7 @@ def test_the_engine_traces_each_stage_with_its_attributes(
         "ocr.input_bytes": len(data),
         "ocr.format": "PNG",
         "ocr.pixels": 800 * 80,
+        "ocr.decoded_bytes": 800 * 80,  # grayscale: one byte a pixel, no conversion
     }
     assert attributes(named["ocr.preprocess"]) == {"ocr.mode": "L"}
     assert attributes(named["ocr.recognize"]) == {
