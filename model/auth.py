@@ -2,8 +2,9 @@
 
 With a token set, a gRPC call needs the metadata `authorization: Bearer <token>` and a REST
 request the header `Authorization: Bearer <token>`, except what probes and discovery need:
-ServerLive, ServerReady and ModelMetadata, grpc.health.v1 and server reflection over gRPC; `/v2/health/*`, `/v2/models/<name>/ready` and `/metrics` over REST. Everything else,
-unknown methods and paths included, is closed. Tokens are compared in constant time and never
+ServerLive, ServerReady and ModelMetadata, grpc.health.v1 and server reflection over gRPC;
+`/v2/health/*`, `/v2/models/<name>/ready` and `/metrics` over REST. Everything else, unknown
+methods and paths included, is closed. Tokens are compared in constant time and never
 logged. A refused gRPC call is answered before its message is parsed.
 """
 
@@ -26,8 +27,7 @@ logger = logging.getLogger(__name__)
 _INFERENCE: Final = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: gRPC methods anyone may call: probes and discovery.
 OPEN_GRPC_METHODS: Final = frozenset(
-    f"/{_INFERENCE}/{method}"
-    for method in ("ServerLive", "ServerReady", "ModelMetadata")
+    f"/{_INFERENCE}/{method}" for method in ("ServerLive", "ServerReady", "ModelMetadata")
 )
 # ModelReady is not open: the gateway's /readyz asks it with the token, so a gateway holding a
 # wrong token reports not ready instead of answering every upload with an error. Kubernetes
