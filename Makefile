@@ -87,6 +87,7 @@ run-observed: $(RUN_STAMP) ## make run plus a local Prometheus on :9090 scraping
 bench: $(STAMP) ## Engine ceiling vs platform vs seed-style: table, docs/bench/results.json + chart
 	@bash scripts/install-system-deps.sh bench
 	$(PY) -m bench --out $${BENCH_OUT:-docs/bench}
+	$(PY) -m bench.formats --out $${BENCH_OUT:-docs/bench}
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (5000 examples each)

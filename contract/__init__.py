@@ -9,23 +9,39 @@ holds to this list. Pure Python plus pydantic: no gRPC, KServe or Tesseract here
 
 from .bytes_codec import MalformedBytesError, decode_bytes_elements, encode_bytes_element
 from .formats import ACCEPTED_FORMAT_NAMES, IMAGE_FORMATS, ImageFormat, sniff_image_format
+from .output_formats import (
+    OUTPUT_FORMATS,
+    OUTPUT_FORMATS_BY_NAME,
+    OutputFormat,
+    format_for_media_type,
+)
+from .page import PageFacts, PageTimings
 from .parameters import (
+    DESKEW,
     LANG,
     LANG_PATTERN,
     OEM,
     PARAMETERS,
     PSM,
+    ROTATE,
     TENANT,
+    BoolParameter,
+    ChoiceParameter,
     IntParameter,
     StringParameter,
 )
 from .tensors import (
+    ALTO,
     CONFIDENCE,
     DEFAULT_OUTPUTS,
+    HOCR,
     IMAGE,
     OUTPUTS,
     OUTPUTS_BY_NAME,
+    PAGE,
+    PDF,
     TEXT,
+    TSV,
     WORDS,
     TensorSpec,
 )
@@ -33,8 +49,11 @@ from .words import WORD_FIELDS, Word
 
 __all__ = [
     "ACCEPTED_FORMAT_NAMES",
+    "ALTO",
     "CONFIDENCE",
     "DEFAULT_OUTPUTS",
+    "DESKEW",
+    "HOCR",
     "IMAGE",
     "IMAGE_FORMATS",
     "LANG",
@@ -42,19 +61,31 @@ __all__ = [
     "OEM",
     "OUTPUTS",
     "OUTPUTS_BY_NAME",
+    "OUTPUT_FORMATS",
+    "OUTPUT_FORMATS_BY_NAME",
+    "PAGE",
     "PARAMETERS",
+    "PDF",
     "PSM",
+    "ROTATE",
     "TENANT",
     "TEXT",
+    "TSV",
     "WORDS",
     "WORD_FIELDS",
+    "BoolParameter",
+    "ChoiceParameter",
     "ImageFormat",
     "IntParameter",
     "MalformedBytesError",
+    "OutputFormat",
+    "PageFacts",
+    "PageTimings",
     "StringParameter",
     "TensorSpec",
     "Word",
     "decode_bytes_elements",
     "encode_bytes_element",
+    "format_for_media_type",
     "sniff_image_format",
 ]

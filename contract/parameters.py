@@ -68,4 +68,38 @@ TENANT: Final = StringParameter(
     default="",
 )
 
-PARAMETERS: Final = (LANG, PSM, OEM, TENANT)
+
+@dataclass(frozen=True, slots=True)
+class ChoiceParameter:
+    """A string parameter (v2 `string_param`) that is one of `choices`."""
+
+    name: str
+    description: str
+    choices: tuple[str, ...]
+    default: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoolParameter:
+    """A boolean parameter (v2 `bool_param`; the strings `true`/`false` over REST too)."""
+
+    name: str
+    description: str
+    default: bool
+
+
+ROTATE: Final = ChoiceParameter(
+    "rotate",
+    "`auto`: detect the page's orientation (Tesseract OSD) and turn it upright when the "
+    "detection is confident; `none`: read the page as it is. The model's default "
+    "(`OCR_MODEL_DEFAULT_ROTATE`) when unset.",
+    choices=("none", "auto"),
+    default="none",
+)
+DESKEW: Final = BoolParameter(
+    "deskew",
+    "Measure the page's skew (up to 15 degrees either way) and straighten it before reading.",
+    default=False,
+)
+
+PARAMETERS: Final = (LANG, PSM, OEM, TENANT, ROTATE, DESKEW)

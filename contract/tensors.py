@@ -44,8 +44,42 @@ WORDS: Final = TensorSpec(
     "words", "BYTES", "UTF-8 JSON list of word objects (see `contract.words.Word`)."
 )
 
+HOCR: Final = TensorSpec(
+    "hocr",
+    "BYTES",
+    "A complete hOCR 1.2 document (XHTML, UTF-8): ocr_page, ocr_carea, ocr_par, ocr_line and "
+    "ocrx_word elements with bbox and x_wconf.",
+    default=False,
+)
+TSV: Final = TensorSpec(
+    "tsv",
+    "BYTES",
+    "Tesseract's TSV (UTF-8): its header row, then one row per page, block, paragraph, line "
+    "and word with the 12 columns level..text.",
+    default=False,
+)
+ALTO: Final = TensorSpec(
+    "alto",
+    "BYTES",
+    "An ALTO 4.4 document (UTF-8 XML), MeasurementUnit pixel, word confidence WC on 0-1.",
+    default=False,
+)
+PDF: Final = TensorSpec(
+    "pdf",
+    "BYTES",
+    "A searchable PDF: the page image as read, with an invisible text layer where the words are.",
+    default=False,
+)
+PAGE: Final = TensorSpec(
+    "page",
+    "BYTES",
+    "UTF-8 JSON page facts (see `contract.page.PageFacts`): size, dpi, the rotation and deskew "
+    "applied, text, confidence, words and timings.",
+    default=False,
+)
+
 #: Every output, in the order a response carries them.
-OUTPUTS: Final[tuple[TensorSpec, ...]] = (TEXT, CONFIDENCE, WORDS)
+OUTPUTS: Final[tuple[TensorSpec, ...]] = (TEXT, CONFIDENCE, WORDS, HOCR, TSV, ALTO, PDF, PAGE)
 OUTPUTS_BY_NAME: Final[Mapping[str, TensorSpec]] = MappingProxyType({o.name: o for o in OUTPUTS})
 #: Names of the outputs a request that lists none receives.
 DEFAULT_OUTPUTS: Final[tuple[str, ...]] = tuple(o.name for o in OUTPUTS if o.default)

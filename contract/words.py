@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Word(BaseModel):
-    """One recognised word and its box, in pixels of the uploaded image."""
+    """One recognised word and its box, in pixels of the upright page that was read (the
+    upload itself unless `rotate=auto` or `deskew` turned it: see `contract.page.PageFacts`)."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="ignore")
 
@@ -18,7 +19,8 @@ class Word(BaseModel):
     top: int = Field(description="Y of the box's top edge.")
     width: int = Field(description="Box width.")
     height: int = Field(description="Box height.")
-    block: int = Field(description="Index of the text block holding the word.")
+    block: int = Field(description="Index of the text block holding the word, from 1.")
+    paragraph: int = Field(description="Index of the paragraph within its block, from 1.")
     line: int = Field(description="Index of the line within its block, from 1.")
 
 

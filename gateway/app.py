@@ -114,7 +114,7 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
             allow_origins=settings.cors_allow_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", settings.api_key_header, REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Content-Disposition"],
         )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -128,11 +128,15 @@ class InferenceClient:
         lang: str,
         psm: int | None = None,
         tenant: str | None = None,
+        rotate: str | None = None,
+        deskew: bool | None = None,
+        outputs: Sequence[str] | None = None,
         timeout_s: float | None = None,
     ) -> OcrResult:
         """OCR ``image`` on the model; ``timeout_s`` (default ``request_timeout_s``) bounds it all.
 
         ``tenant`` names the caller for the model's result cache (see ``build_infer_request``).
+        ``outputs`` names the outputs to ask for and read (None: the model's default outputs).
 
         Raises :class:`~gateway.errors.UpstreamError` when the call fails and
         :class:`~gateway.errors.MalformedResponseError` when the answer is off-contract.
@@ -149,6 +153,9 @@ class InferenceClient:
             lang=lang,
             psm=psm,
             tenant=tenant,
+            rotate=rotate,
+            deskew=deskew,
+            outputs=outputs,
         )
         attempt = 0
         while True:
@@ -181,7 +188,7 @@ class InferenceClient:
                 )
                 await asyncio.sleep(backoff)
             else:
-                return decode_infer_response(response)
+                return decode_infer_response(response, outputs)
 
     def _backoff(self, attempt: int) -> float:
         """Backoff after failed ``attempt``: exponential, capped, with "equal jitter"."""

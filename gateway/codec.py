@@ -2,35 +2,58 @@
 
 The names, datatypes and parameters come from :mod:`contract`. Request: the ``image`` input
 whose element (the untouched file bytes) travels in ``raw_input_contents``; parameters ``lang``
-and optionally ``psm`` and ``tenant``. Response: the default outputs, read either from
-``raw_output_contents`` or from each output's ``contents``, whichever the server chose.
+and optionally ``psm``, ``tenant``, ``rotate`` and ``deskew``; the outputs wanted, by name (none:
+the model's default outputs). Response: the outputs asked for, read either from
+``raw_output_contents`` or from each output's ``contents``, whichever the server chose, each
+checked against what the contract says it holds.
 """
 
 import math
 import struct
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from pydantic import TypeAdapter, ValidationError
 
 import contract
-from contract import Word
+from contract import PageFacts, Word
 from gateway.errors import MalformedResponseError
 from gateway.protocol import pb
 
 _FP32: Final = struct.Struct("<f")
 _WORDS: Final = TypeAdapter(list[Word])
 
+#: Outputs that are a whole document in another format, handed to the client as they come.
+DOCUMENT_OUTPUTS: Final[frozenset[str]] = frozenset(
+    f.output.name for f in contract.OUTPUT_FORMATS if f.output is not None
+)
+#: The documents served as UTF-8 text (a charset in their media type): checked to be UTF-8, so
+#: the charset the answer declares is true. The others (the PDF) are binary, never looked into.
+_UTF8_DOCUMENTS: Final[frozenset[str]] = frozenset(
+    f.output.name
+    for f in contract.OUTPUT_FORMATS
+    if f.output is not None and "charset=utf-8" in f.media_type.replace(" ", "").lower()
+)
+#: Every output this module decodes; a test holds it to `contract.OUTPUTS`.
+DECODED_OUTPUTS: Final[frozenset[str]] = frozenset(
+    {contract.TEXT.name, contract.CONFIDENCE.name, contract.WORDS.name, contract.PAGE.name}
+    | DOCUMENT_OUTPUTS
+)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OcrResult:
-    """What the model recognised in one image."""
+    """What the model answered for one image: each output asked for, None for the others."""
 
-    text: str
-    confidence: float
-    words: list[Word]
     model_name: str
     model_version: str | None
+    text: str | None = None
+    confidence: float | None = None
+    words: list[Word] | None = None
+    page: PageFacts | None = None
+    documents: Mapping[str, bytes] = field(default_factory=dict)
+    """The document outputs asked for (hOCR, TSV, ALTO, PDF) by name: their bytes, untouched."""
 
 
 def encode_bytes_element(element: bytes) -> bytes:
@@ -54,14 +77,29 @@ def build_infer_request(
     lang: str,
     psm: int | None = None,
     tenant: str | None = None,
+    rotate: str | None = None,
+    deskew: bool | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> pb.ModelInferRequest:
     """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``, for
-    ``tenant`` (the caller's opaque id: the model caches results per tenant)."""
+    ``tenant`` (the caller's opaque id: the model caches results per tenant).
+
+    ``rotate`` and ``deskew`` are sent only when given (the model's defaults apply otherwise);
+    ``outputs`` names the outputs wanted, in the v2 ``outputs`` field (None: the model's
+    default outputs, ``contract.DEFAULT_OUTPUTS``).
+    """
     parameters = {contract.LANG.name: pb.InferParameter(string_param=lang)}
     if psm is not None:
         parameters[contract.PSM.name] = pb.InferParameter(int64_param=psm)
     if tenant is not None:
         parameters[contract.TENANT.name] = pb.InferParameter(string_param=tenant)
+    if rotate is not None:
+        if rotate not in contract.ROTATE.choices:
+            raise ValueError(f"rotate must be one of {contract.ROTATE.choices}, not {rotate!r}")
+        parameters[contract.ROTATE.name] = pb.InferParameter(string_param=rotate)
+    if deskew is not None:
+        parameters[contract.DESKEW.name] = pb.InferParameter(bool_param=deskew)
+    requested = [] if outputs is None else _checked_output_names(outputs)
     return pb.ModelInferRequest(
         model_name=model_name,
         id=request_id,
@@ -73,33 +111,89 @@ def build_infer_request(
                 shape=list(contract.IMAGE.shape),
             )
         ],
+        outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=name) for name in requested],
         raw_input_contents=[encode_bytes_element(image)],
     )
 
 
-def decode_infer_response(response: pb.ModelInferResponse) -> OcrResult:
-    """The :class:`OcrResult` in ``response``; :class:`MalformedResponseError` if off-contract."""
-    outputs = _OutputReader(response)
-    text_bytes = outputs.single_bytes(contract.TEXT)
-    words_bytes = outputs.single_bytes(contract.WORDS)
-    confidence = outputs.single_fp32(contract.CONFIDENCE)
+def _checked_output_names(outputs: Sequence[str]) -> list[str]:
+    """``outputs`` as a list, if each is a contract output named once (a caller's bug if not)."""
+    names = list(outputs)
+    unknown = [name for name in names if name not in contract.OUTPUTS_BY_NAME]
+    if unknown:
+        raise ValueError(f"not outputs of the contract: {unknown}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"an output is named twice: {names}")
+    if not names:
+        raise ValueError("name at least one output, or None for the default outputs")
+    return names
+
+
+def decode_infer_response(
+    response: pb.ModelInferResponse, outputs: Sequence[str] | None = None
+) -> OcrResult:
+    """The :class:`OcrResult` of ``outputs`` in ``response`` (None: the default outputs);
+    :class:`MalformedResponseError` if one is missing or not what the contract says it holds.
+
+    Outputs not asked for are not read, even when the server sends them.
+    """
+    asked = frozenset(
+        contract.DEFAULT_OUTPUTS if outputs is None else _checked_output_names(outputs)
+    )
+    reader = _OutputReader(response)
+    text: str | None = None
+    confidence: float | None = None
+    words: list[Word] | None = None
+    page: PageFacts | None = None
+    if contract.TEXT.name in asked:
+        text = _utf8(contract.TEXT, reader.single_bytes(contract.TEXT))
+    if contract.CONFIDENCE.name in asked:
+        confidence = reader.single_fp32(contract.CONFIDENCE)
+    if contract.WORDS.name in asked:
+        words = _words(reader.single_bytes(contract.WORDS))
+    if contract.PAGE.name in asked:
+        page = _page(reader.single_bytes(contract.PAGE))
+    documents: dict[str, bytes] = {}
+    for name in sorted(asked & DOCUMENT_OUTPUTS):
+        spec = contract.OUTPUTS_BY_NAME[name]
+        document = reader.single_bytes(spec)
+        if name in _UTF8_DOCUMENTS:
+            _utf8(spec, document)
+        documents[name] = document
+    return OcrResult(
+        model_name=response.model_name,
+        model_version=response.model_version or None,
+        text=text,
+        confidence=confidence,
+        words=words,
+        page=page,
+        documents=documents,
+    )
+
+
+def _utf8(spec: contract.TensorSpec, data: bytes) -> str:
     try:
-        text = text_bytes.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise MalformedResponseError(f"output {contract.TEXT.name!r} is not UTF-8: {err}") from None
+        raise MalformedResponseError(f"output {spec.name!r} is not UTF-8: {err}") from None
+
+
+def _words(data: bytes) -> list[Word]:
     try:
-        words = _WORDS.validate_json(words_bytes)
+        return _WORDS.validate_json(data)
     except ValidationError as err:
         raise MalformedResponseError(
             f"output {contract.WORDS.name!r} is not a JSON list of words: {err}"
         ) from None
-    return OcrResult(
-        text=text,
-        confidence=confidence,
-        words=words,
-        model_name=response.model_name,
-        model_version=response.model_version or None,
-    )
+
+
+def _page(data: bytes) -> PageFacts:
+    try:
+        return PageFacts.model_validate_json(data)
+    except ValidationError as err:
+        raise MalformedResponseError(
+            f"output {contract.PAGE.name!r} is not a JSON page object: {err}"
+        ) from None
 
 
 class _OutputReader:

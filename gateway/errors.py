@@ -10,7 +10,7 @@ addresses) and any extra headers; ``str(error)`` may carry more detail for the l
 """
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Self
 
@@ -190,6 +190,26 @@ class InvalidRequestError(GatewayError):
     @classmethod
     def example(cls) -> Self:
         return cls("image_file: Field required")
+
+
+class NotAcceptableError(GatewayError):
+    """The ``Accept`` header names none of the answer formats and no ``format`` field was sent."""
+
+    status = 406
+    code = "not_acceptable"
+
+    def __init__(self, media_types: Sequence[str]) -> None:
+        super().__init__(
+            "None of the media types in the Accept header can be answered; accepted: "
+            f"{', '.join(media_types)} (or send the form field format)."
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        # Imported here: the answer formats are not needed to define the errors.
+        from gateway.negotiation import ACCEPTABLE_MEDIA_TYPES
+
+        return cls(ACCEPTABLE_MEDIA_TYPES)
 
 
 class InternalError(GatewayError):

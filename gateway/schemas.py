@@ -4,13 +4,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contract import Word
+from contract import PageFacts, PageTimings, Word
 
 __all__ = [
     "ErrorDetail",
     "ErrorResponse",
     "LiveStatus",
     "OcrResponse",
+    "PageFacts",
+    "PageTimings",
     "ReadyStatus",
     "Timings",
     "Word",
@@ -30,6 +32,14 @@ class OcrResponse(BaseModel):
     text: str = Field(description="The full recognised text, lines separated by newlines.")
     confidence: float = Field(description="Mean word confidence, 0-100; 0 when no word was found.")
     words: list[Word] = Field(description="Every recognised word with its box.")
+    page_count: int = Field(description="How many pages were read: 1 for an image.")
+    pages: list[PageFacts] = Field(
+        description="What was read on each page, in order: its size, the rotation and deskew "
+        "applied, its text, confidence and words (boxes in the upright page's pixels) and the "
+        "engine's timings. To map a box back to the upload, undo `skew` (rotate by `-skew` "
+        "degrees about the centre of the `width` x `height` page), then undo `rotation` (turn "
+        "the page `rotation` degrees counter-clockwise)."
+    )
     model: str = Field(description="Name of the model that answered.")
     model_version: str | None = Field(description="Version of the model, when it reports one.")
     request_id: str = Field(description="The request id, also in the X-Request-ID header.")

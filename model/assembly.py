@@ -40,7 +40,10 @@ def create_backend(settings: ModelSettings) -> Backend:
 def default_options(settings: ModelSettings) -> OcrOptions:
     """The options a request that names none is read with."""
     return OcrOptions(
-        lang=settings.default_lang, psm=settings.default_psm, oem=settings.default_oem
+        lang=settings.default_lang,
+        psm=settings.default_psm,
+        oem=settings.default_oem,
+        rotate=settings.default_rotate,
     )
 
 

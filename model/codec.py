@@ -3,7 +3,8 @@
 Names, datatypes and parameter limits come from :mod:`contract`. The image is the one BYTES
 input of the request, whatever its name: over gRPC its element arrives in `raw_input_contents`
 (4-byte little-endian length prefix) or in `contents.bytes_contents`; over REST JSON it is a
-base64 string. Each output of `contract.OUTPUTS` has its encoder in `OUTPUT_ENCODERS`.
+base64 string. Each output of `contract.OUTPUTS` has its encoder in `OUTPUT_ENCODERS`; a
+request gets the outputs it lists (`parse_outputs`), or `contract.DEFAULT_OUTPUTS`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,30 @@ import binascii
 import re
 import struct
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+)
+from PIL import Image
 
 import contract
 
-from .engine import OcrOptions, OcrResult
+from .engine import OcrOptions, OcrResult, Word
 from .errors import MAX_ECHO_CHARS, echo
+from .formats import FormatPage
+from .formats.alto import alto_document
+from .formats.hocr import hocr_document
+from .formats.pdf import pdf_document
+from .formats.tsv import tsv_document
 
 INPUT_TYPES: Final = [contract.IMAGE.metadata()]
 OUTPUT_TYPES: Final = [spec.metadata() for spec in contract.OUTPUTS]
@@ -35,6 +48,8 @@ MAX_REQUESTED_OUTPUTS: Final = len(contract.OUTPUTS)
 _LENGTH_PREFIX: Final = struct.Struct("<I")
 #: An integer parameter sent as text: at most 18 digits (int64), ASCII only.
 _INT_TEXT: Final = re.compile(r"\s*-?[0-9]{1,18}\s*")
+#: A boolean parameter sent as text.
+_BOOL_TEXT: Final = {"true": True, "false": False}
 
 
 def parse_request(request: InferRequest, defaults: OcrOptions) -> tuple[bytes, OcrOptions]:
@@ -210,7 +225,9 @@ def parse_options(parameters: Mapping[str, Any] | None, defaults: OcrOptions) ->
         )
     psm = _int_option(values, contract.PSM.name, defaults.psm)
     oem = _int_option(values, contract.OEM.name, defaults.oem)
-    return OcrOptions(lang=lang, psm=psm, oem=oem)
+    rotate = _choice_option(parameters, contract.ROTATE, defaults.rotate)
+    deskew = _bool_option(parameters, contract.DESKEW, defaults.deskew)
+    return OcrOptions(lang=lang, psm=psm, oem=oem, rotate=rotate, deskew=deskew)
 
 
 def parse_tenant(parameters: Mapping[str, Any] | None) -> str:
@@ -236,6 +253,43 @@ def _parameter_value(raw: Any) -> Any:
     return None if field is None else getattr(raw, field)
 
 
+def _choice_option(
+    parameters: Mapping[str, Any], spec: contract.ChoiceParameter, default: str
+) -> str:
+    if spec.name not in parameters:
+        return default
+    value = _parameter_value(parameters[spec.name])
+    if not isinstance(value, str) or value not in spec.choices:
+        got = (
+            f"not {echo(value)}"
+            if isinstance(value, str)
+            else f"got a value of type {type(value).__name__}"
+        )
+        raise InvalidInput(
+            f"parameter {spec.name!r} must be one of "
+            + ", ".join(repr(choice) for choice in spec.choices)
+            + f", {got}"
+        )
+    return value
+
+
+def _bool_option(
+    parameters: Mapping[str, Any], spec: contract.BoolParameter, default: bool
+) -> bool:
+    if spec.name not in parameters:
+        return default
+    value = _parameter_value(parameters[spec.name])
+    # REST clients that send every parameter as text say "true" or "false".
+    if isinstance(value, str) and value in _BOOL_TEXT:
+        return _BOOL_TEXT[value]
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            f"parameter {spec.name!r} must be a boolean: true or false (or the strings "
+            "'true' or 'false')"
+        )
+    return value
+
+
 def _int_option(values: Mapping[str, Any], name: str, default: int) -> int:
     value = values.get(name, default)
     # Text is parsed only when it is a plain int64 (int() of 5000 digits raises ValueError).
@@ -246,39 +300,153 @@ def _int_option(values: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
+def parse_outputs(request: InferRequest) -> tuple[str, ...]:
+    """Names of the outputs `request` asks for, in the contract's order; the contract's
+    defaults when it lists none. InvalidInput for an unknown or repeated name, and for `pdf`
+    asked for as JSON text over REST (see `binary_outputs`)."""
+    listed = request.request_outputs or []
+    if len(listed) > MAX_REQUESTED_OUTPUTS:
+        raise InvalidInput(
+            f"at most {MAX_REQUESTED_OUTPUTS} outputs may be requested, got {len(listed)}"
+        )
+    if not listed:
+        return contract.DEFAULT_OUTPUTS
+    names = [output.name for output in listed]
+    for name in names:
+        if name not in contract.OUTPUTS_BY_NAME:
+            raise InvalidInput(
+                f"unknown output {echo(name)}: this model's outputs are "
+                + ", ".join(spec.name for spec in contract.OUTPUTS)
+            )
+    if len(set(names)) < len(names):
+        repeated = next(name for name in names if names.count(name) > 1)
+        raise InvalidInput(f"output {echo(repeated)} is requested twice")
+    wanted = tuple(spec.name for spec in contract.OUTPUTS if spec.name in names)
+    if (
+        contract.PDF.name in wanted
+        and not request.from_grpc
+        and contract.PDF.name not in binary_outputs(request)
+    ):
+        raise InvalidInput(
+            f"output {contract.PDF.name!r} is a binary file, which REST JSON cannot carry "
+            "(its BYTES are UTF-8 text): ask for it in binary, with "
+            '`"parameters": {"binary_data": true}` on the output or '
+            '`"binary_data_output": true` in the request parameters, or over gRPC'
+        )
+    return wanted
+
+
+def binary_outputs(request: InferRequest) -> frozenset[str]:
+    """The listed outputs a REST answer carries in binary (the binary tensor extension): those
+    with `binary_data: true`, and with the request's `binary_data_output: true` those saying
+    nothing. KServe reads only the former once a request lists outputs; `build_response`
+    passes the latter on to it."""
+    default = _binary_data_output(request)
+    found = set()
+    for output in request.request_outputs or []:
+        binary = output.binary_data
+        if binary is True or (binary is None and default):
+            found.add(output.name)
+    return frozenset(found)
+
+
+def _binary_data_output(request: InferRequest) -> bool:
+    parameters = request.parameters
+    if request.from_grpc or not isinstance(parameters, Mapping):
+        return False
+    return parameters.get("binary_data_output") is True
+
+
+def word_fields(word: Word) -> dict[str, Any]:
+    """A word as the contract names its fields, in the contract's order."""
+    return {field: getattr(word, field) for field in contract.WORD_FIELDS}
+
+
 def words_json(result: OcrResult) -> str:
     """The words of a result as the JSON list carried by the `words` output."""
-    return orjson.dumps(
-        [{field: getattr(word, field) for field in contract.WORD_FIELDS} for word in result.words]
-    ).decode()
+    return orjson.dumps([word_fields(word) for word in result.words]).decode()
+
+
+def page_json(page: FormatPage) -> bytes:
+    """The `page` output: `contract.PageFacts` of one page, as UTF-8 JSON."""
+    result = page.result
+    timings = result.timings
+    facts = contract.PageFacts(
+        page=page.number,
+        width=result.width,
+        height=result.height,
+        dpi=result.dpi,
+        rotation=result.rotation,
+        rotation_confidence=result.rotation_confidence,
+        skew=result.skew,
+        text=result.text,
+        confidence=result.confidence,
+        words=[contract.Word(**word_fields(word)) for word in result.words],
+        timings=contract.PageTimings(
+            queue_s=timings.queue_s,
+            decode_s=timings.decode_s,
+            preprocess_s=timings.preprocess_s,
+            recognize_s=timings.recognize_s,
+        ),
+    )
+    return facts.model_dump_json().encode()
 
 
 # Lists, not arrays: KServe sends a numpy array as raw output even when the other outputs go
 # in `contents`, and the protocol forbids mixing the two in one response.
-OUTPUT_ENCODERS: Final[Mapping[str, Callable[[OcrResult], list[Any]]]] = {
-    contract.TEXT.name: lambda result: [result.text],
-    contract.CONFIDENCE.name: lambda result: [result.confidence],
-    contract.WORDS.name: lambda result: [words_json(result)],
+OUTPUT_ENCODERS: Final[Mapping[str, Callable[[FormatPage], list[Any]]]] = {
+    contract.TEXT.name: lambda page: [page.result.text],
+    contract.CONFIDENCE.name: lambda page: [page.result.confidence],
+    contract.WORDS.name: lambda page: [words_json(page.result)],
+    contract.HOCR.name: lambda page: [hocr_document([page])],
+    contract.TSV.name: lambda page: [tsv_document([page])],
+    contract.ALTO.name: lambda page: [alto_document([page])],
+    contract.PDF.name: lambda page: [pdf_document([page])],
+    contract.PAGE.name: lambda page: [page_json(page)],
 }
-"""The encoder of each output of `contract.OUTPUTS`: a result in, the tensor's elements out."""
+"""The encoder of each output of `contract.OUTPUTS`: one page in, the tensor's elements out.
+Only the outputs a request wants are encoded."""
 
 
-def build_response(request: InferRequest, result: OcrResult, model_name: str) -> InferResponse:
-    """A v2 response; binary outputs when the request came with raw (binary) inputs."""
-    outputs = [
+def build_response(
+    request: InferRequest,
+    result: OcrResult,
+    model_name: str,
+    outputs: Sequence[str] | None = None,
+    image: Image.Image | None = None,
+) -> InferResponse:
+    """A v2 response carrying `outputs` (default: those the request asks for, `parse_outputs`)
+    in the contract's order, read from `result` and, for `pdf`, the upright page `image`;
+    binary outputs when the request came with raw (binary) inputs or asked for them."""
+    wanted = parse_outputs(request) if outputs is None else outputs
+    page = FormatPage(number=1, result=result, image=image)
+    infer_outputs = [
         InferOutput(
             name=spec.name,
             shape=list(spec.shape),
             datatype=spec.datatype,
-            data=OUTPUT_ENCODERS[spec.name](result),
+            data=OUTPUT_ENCODERS[spec.name](page),
         )
         for spec in contract.OUTPUTS
+        if spec.name in wanted
     ]
     return InferResponse(
         # REST clients may omit the id; the v2 response always carries one.
         response_id=request.id or uuid.uuid4().hex,
         model_name=model_name,
-        infer_outputs=outputs,
+        infer_outputs=infer_outputs,
         use_binary_outputs=request.use_binary_outputs,
-        requested_outputs=request.request_outputs,
+        requested_outputs=_requested_in_order(request, wanted),
     )
+
+
+def _requested_in_order(
+    request: InferRequest, wanted: Sequence[str]
+) -> list[RequestedOutput] | None:
+    """The request's listed outputs in the order of `wanted`, for KServe's REST encoder (which
+    answers them in the order given), each saying whether it goes in binary; None when the
+    request listed none."""
+    if not request.request_outputs:
+        return None
+    binary = binary_outputs(request)
+    return [RequestedOutput(name, {"binary_data": name in binary}) for name in wanted]

@@ -3,11 +3,14 @@
 The `kserve.Model` contract: `load()` sets `ready`; KServe then calls `predict()` for every
 inference over REST and gRPC. This class knows nothing of Tesseract internals: it hands bytes
 and options to the engine pool and turns the engine's errors into protocol errors through the
-one table in `model.errors`.
+one table in `model.errors`. It computes only the outputs a request wants: the upright page
+image is kept only for `pdf`, and the layout writers (hOCR, TSV, ALTO, PDF) and the page facts
+run only when asked for, on a thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -16,12 +19,17 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from opentelemetry import trace
 
+import contract
+
 from . import codec
 from .deadlines import time_left
 from .engine import EnginePool, OcrOptions, OcrResult, ResultCache
 from .engine.cache import CacheKey
 from .errors import to_protocol_error
 from .metrics import ModelMetrics
+
+#: Outputs cheap enough to encode on the event loop: the defaults (text, confidence, words).
+_INLINE_OUTPUTS = frozenset(contract.DEFAULT_OUTPUTS)
 
 
 def tenant_key(key: CacheKey, tenant: str) -> CacheKey:
@@ -92,32 +100,46 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         try:
             image, options = codec.parse_request(payload, self._defaults)
             tenant = codec.parse_tenant(payload.parameters)
+            wanted = codec.parse_outputs(payload)
         except InvalidInput:
             self.metrics.record_error("invalid")
             raise
         # Installed languages only, so the label's values stay few; the rest count as "invalid".
         lang = options.lang if options.lang in self._pool.engine.languages else "invalid"
         span = trace.get_current_span()
-        span.set_attributes({"ocr.lang": options.lang, "ocr.psm": options.psm})
+        span.set_attributes(
+            {
+                "ocr.lang": options.lang,
+                "ocr.psm": options.psm,
+                "ocr.rotate": options.rotate,
+                "ocr.deskew": options.deskew,
+                "ocr.outputs": list(wanted),
+            }
+        )
         # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
         remaining = time_left()
         budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
+        # The searchable PDF needs the page image that was read; the cache keeps results only,
+        # so a request for `pdf` is always read (and its result then cached for the others).
+        keep_image = contract.PDF.name in wanted
         key = (
             None
             if self._cache is None
             else tenant_key(await self._cache.key(image, options), tenant)
         )
-        result = self._cached(key)
+        result = None if keep_image else self._cached(key)
         cache_hit = result is not None
+        page_image = None
         if result is None:
             self.metrics.in_flight.inc()
             try:
-                result = await self._pool.recognize(image, options, budget)
+                read = await self._pool.read(image, options, budget, keep_image=keep_image)
             except Exception as exc:
                 self.metrics.record_error(lang)
                 raise to_protocol_error(exc) from None
             finally:
                 self.metrics.in_flight.dec()
+            result, page_image = read.result, read.image
             self._remember(key, result)
         self.metrics.record_success(lang, result, cached=cache_hit)
         span.set_attributes(
@@ -126,6 +148,13 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
                 "ocr.words": len(result.words),
                 "ocr.confidence": result.confidence,
                 "ocr.cache_hit": cache_hit,
+                "ocr.rotation": result.rotation,
+                "ocr.skew": result.skew,
             }
         )
-        return codec.build_response(payload, result, self.name)
+        if set(wanted) <= _INLINE_OUTPUTS:
+            return codec.build_response(payload, result, self.name, wanted)
+        # The writers take milliseconds (hOCR of a dense page) to a second (a large PDF).
+        return await asyncio.to_thread(
+            codec.build_response, payload, result, self.name, wanted, page_image
+        )

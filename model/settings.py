@@ -57,6 +57,11 @@ class ModelSettings(BaseSettings):
     default_oem: int = Field(default=3, ge=0, le=3)
     """OCR engine mode used when a request names none (3: default, LSTM when available)."""
 
+    default_rotate: Literal["none", "auto"] = "none"
+    """Orientation handling when a request sends no `rotate`: `auto` detects each page's
+    orientation with Tesseract OSD (needs tesseract-ocr-osd; ~0.25 s a 300 dpi page) and turns
+    it upright when confident; `none` reads pages as they come."""
+
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     """Largest decoded image (width x height) accepted; larger ones are refused as invalid."""
 
@@ -79,7 +84,10 @@ class ModelSettings(BaseSettings):
     workers and the idle server holds ~170 MiB, leaving ~420 MiB per request. It admits a
     40 MP grayscale (38 MiB), palette or RGB (153 MiB) page, but not what costs a multiple of
     that for the same pixels: RGBA or CMYK over ~33 MP, progressive colour JPEGs over ~27 MP
-    (4:4:4; ~38 MP at 4:2:0), WebP over ~17 MP (Pillow holds 4 copies). Tesseract's memory
+    (4:4:4; ~38 MP at 4:2:0), WebP over ~17 MP (Pillow holds 4 copies). `rotate=auto` and
+    `deskew` copy the ready page within the same limit (a page and its turned or straightened
+    copy, up to 1.5 times larger at 15 degrees: a 40 MP gray page fits; a colour page over
+    ~33 MP with rotate=auto or ~27 MP with deskew is refused as invalid). Tesseract's memory
     comes on top (measured on dense text: ~11 bytes a pixel for gray pages, ~18 for colour
     ones) and is bounded only by `max_image_pixels`."""
 

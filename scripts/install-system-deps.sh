@@ -5,11 +5,12 @@
 #   observe  run + Prometheus                                                   (make run-observed)
 #   bench    run + the fonts the benchmark renders its pages with               (make bench, soak)
 #   test     everything the tests use: run + German data and fonts for the test pages, Prometheus
-#            and promtool, shellcheck, podman/runc/debootstrap/catatonit for the image tests
+#            and promtool, shellcheck, poppler-utils (pdftotext), podman/runc/debootstrap/catatonit
+#            for the image tests
 # Usage: scripts/install-system-deps.sh [run|observe|bench|test]   (default: test)
 set -euo pipefail
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 run=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
@@ -23,6 +24,7 @@ case "${1:-test}" in
       tesseract-ocr-deu fonts-dejavu-core   # the multilingual test scan, rendered test pages
       prometheus                            # PromQL of the dashboard and rules, promtool
       shellcheck                            # script lint
+      poppler-utils                         # pdftotext reads the searchable PDFs back
       podman runc debootstrap catatonit     # build and run the images
     )
     ;;

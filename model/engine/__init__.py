@@ -2,7 +2,7 @@
 
 from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_languages
 from .cache import ResultCache
-from .engine import OcrEngine
+from .engine import OcrEngine, PageRead
 from .pool import EnginePool, available_cpus
 from .types import (
     EngineBusyError,
@@ -12,6 +12,7 @@ from .types import (
     InvalidOptionError,
     OcrOptions,
     OcrResult,
+    Orientation,
     StageTimings,
     Word,
 )
@@ -27,6 +28,8 @@ __all__ = [
     "OcrEngine",
     "OcrOptions",
     "OcrResult",
+    "Orientation",
+    "PageRead",
     "PytesseractBackend",
     "ResultCache",
     "StageTimings",

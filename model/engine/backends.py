@@ -1,7 +1,10 @@
 """Tesseract backends: tesserocr in-process (default) and pytesseract via the CLI (parity).
 
-A backend turns a decoded image into text and words. Backends are called from worker threads;
-the tesserocr backend keeps one reused `PyTessBaseAPI` per thread and per (language, oem).
+A backend turns a decoded image into text and its layout: blocks of paragraphs of lines of
+words, with their boxes, in reading order (the words output and the hOCR, TSV, ALTO and PDF
+writers all read this one recognition). It also detects a page's orientation (Tesseract OSD).
+Backends are called from worker threads; the tesserocr backend keeps one reused
+`PyTessBaseAPI` per thread and per (language, oem), and one for orientation detection.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import threading
 import time
@@ -18,7 +22,19 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .types import EngineTimeoutError, InvalidOptionError, OcrOptions, Word
+from .types import (
+    OSD_LANGUAGE,
+    OSD_MISSING,
+    Block,
+    Box,
+    EngineTimeoutError,
+    InvalidOptionError,
+    OcrOptions,
+    Orientation,
+    Paragraph,
+    TextLine,
+    Word,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +49,102 @@ class Backend(Protocol):
         ...
 
     def warm(self, options: OcrOptions) -> None:
-        """Load the models for `options` on the calling thread so the first request is fast."""
+        """Load the models for `options` on the calling thread so the first request is fast
+        (with rotate=auto, the orientation data too)."""
         ...
 
     def recognize(
         self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
-    ) -> tuple[str, tuple[Word, ...]]:
-        """Recognise `image` within `timeout_s`; return the text and the words in reading order.
+    ) -> tuple[str, tuple[Block, ...]]:
+        """Recognise `image` within `timeout_s`; return the text and its blocks in reading order.
 
-        Raises EngineTimeoutError when the time runs out.
+        Blocks, paragraphs and lines hold at least one word each; words count `block` from 1
+        on the page and `paragraph` and `line` from 1 within their block. Raises
+        EngineTimeoutError when the time runs out.
         """
         ...
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        """Tesseract OSD's orientation of `image`; None when it found too little text.
+
+        Raises InvalidOptionError when the orientation data (osd.traineddata) is missing.
+        """
+        ...
+
+
+class _LayoutBuilder:
+    """Collects words into blocks, paragraphs and lines as a reading-order walk meets them.
+
+    Numbers only what holds words, so a word's `block` is its block's place in the result
+    (from 1) and its `paragraph` and `line` count from 1 within that block.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[Block] = []
+        self._paragraphs: list[Paragraph] = []  # of the open block
+        self._lines: list[TextLine] = []  # of the open paragraph
+        self._words: list[Word] = []  # of the open line
+        self._block_box: Box | None = None
+        self._paragraph_box: Box | None = None
+        self._line_box: Box | None = None
+        self._lines_in_block = 0
+
+    def start_block(self, box: Box | None) -> None:
+        self._close_block()
+        self._block_box = box
+
+    def start_paragraph(self, box: Box | None) -> None:
+        self._close_paragraph()
+        self._paragraph_box = box
+
+    def start_line(self, box: Box | None) -> None:
+        self._close_line()
+        self._line_box = box
+
+    def add_word(self, text: str, confidence: float, box: Box) -> None:
+        if not self._words:
+            self._lines_in_block += 1
+        self._words.append(
+            Word(
+                text=text,
+                confidence=round(confidence, 2),
+                left=box.left,
+                top=box.top,
+                width=box.width,
+                height=box.height,
+                block=len(self._blocks) + 1,
+                line=self._lines_in_block,
+                paragraph=len(self._paragraphs) + 1,
+            )
+        )
+
+    def finish(self) -> tuple[Block, ...]:
+        self._close_block()
+        return tuple(self._blocks)
+
+    def _close_line(self) -> None:
+        if self._words:
+            box = self._line_box or _word_box(self._words[0])
+            self._lines.append(TextLine(box, tuple(self._words)))
+        self._words, self._line_box = [], None
+
+    def _close_paragraph(self) -> None:
+        self._close_line()
+        if self._lines:
+            box = self._paragraph_box or self._lines[0].box
+            self._paragraphs.append(Paragraph(box, tuple(self._lines)))
+        self._lines, self._paragraph_box = [], None
+
+    def _close_block(self) -> None:
+        self._close_paragraph()
+        if self._paragraphs:
+            box = self._block_box or self._paragraphs[0].box
+            self._blocks.append(Block(box, tuple(self._paragraphs)))
+        self._paragraphs, self._block_box, self._lines_in_block = [], None, 0
+
+
+def _word_box(word: Word) -> Box:
+    return Box(word.left, word.top, word.width, word.height)
 
 
 def limit_openmp_threads() -> None:
@@ -122,6 +223,8 @@ class TesserocrBackend:
 
     def warm(self, options: OcrOptions) -> None:
         api = self._api(options)
+        if options.rotate == "auto":
+            self._osd_api()
         with self._calibration_lock:
             if self._calibrate_layout:
                 self._calibrate_layout = False  # once per backend, by the first worker
@@ -174,7 +277,7 @@ class TesserocrBackend:
 
     def recognize(
         self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
-    ) -> tuple[str, tuple[Word, ...]]:
+    ) -> tuple[str, tuple[Block, ...]]:
         started = time.monotonic()
         if timeout_s is not None:
             layout_s = self.layout_s_per_megapixel * image.width * image.height / 1e6
@@ -196,52 +299,92 @@ class TesserocrBackend:
             if not api.Recognize(timeout=timeout_ms):
                 raise EngineTimeoutError("recognition ran out of time")
             text: str = api.GetUTF8Text()
-            words = self._words(api)
+            blocks = self._layout(api)
         finally:
             api.Clear()
-        return text, words
+        return text, blocks
 
-    def _words(self, api: Any) -> tuple[Word, ...]:
+    def _layout(self, api: Any) -> tuple[Block, ...]:
+        """The recognised page's blocks, paragraphs, lines and words, in one walk over its
+        words: a word that begins a block, paragraph or line brings that element's box
+        (elements left without words are dropped)."""
         ril = self._tesserocr.RIL
         iterator = api.GetIterator()
         if iterator is None:
             return ()
-        words: list[Word] = []
-        block = line = 0
+        layout = _LayoutBuilder()
         for item in self._tesserocr.iterate_level(iterator, ril.WORD):
-            if item.IsAtBeginningOf(ril.BLOCK):
-                block += 1
-                line = 0
-            if item.IsAtBeginningOf(ril.TEXTLINE):
-                line += 1
+            for level, start in (
+                (ril.BLOCK, layout.start_block),
+                (ril.PARA, layout.start_paragraph),
+                (ril.TEXTLINE, layout.start_line),
+            ):
+                if item.IsAtBeginningOf(level):
+                    corners = item.BoundingBox(level)
+                    start(None if corners is None else _box(corners))
             try:
                 text = item.GetUTF8Text(ril.WORD)
             except RuntimeError:
                 # tesserocr raises for a layout element that holds no text (e.g. a blank page).
                 continue
-            box = item.BoundingBox(ril.WORD)
-            if not text or box is None:
-                continue
-            x1, y1, x2, y2 = box
-            words.append(
-                Word(
-                    text=text,
-                    confidence=round(float(item.Confidence(ril.WORD)), 2),
-                    left=x1,
-                    top=y1,
-                    width=x2 - x1,
-                    height=y2 - y1,
-                    block=block,
-                    line=line,
-                )
-            )
-        return tuple(words)
+            corners = item.BoundingBox(ril.WORD)
+            if not text.strip() or corners is None:
+                continue  # a separator Tesseract took for a word (" "), as the TSV reader does
+            layout.add_word(text, float(item.Confidence(ril.WORD)), _box(corners))
+        return layout.finish()
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        api = self._osd_api()
+        api.SetImage(image)
+        try:
+            found = api.DetectOrientationScript()
+        finally:
+            api.Clear()
+        if not found:
+            return None  # too few characters to decide
+        confidence = float(found["orient_conf"])
+        if not math.isfinite(confidence):
+            return None
+        # Tesseract gives the page's clockwise rotation: turning it back clockwise by the rest
+        # of the circle sets it upright.
+        return Orientation((360 - int(found["orient_deg"])) % 360, confidence)
+
+    def _osd_api(self) -> Any:
+        """This thread's orientation-detection API, created once and reused."""
+        api = getattr(self._local, "osd", None)
+        if api is not None:
+            return api
+        if OSD_LANGUAGE not in self._languages:
+            raise InvalidOptionError(OSD_MISSING)
+        tesserocr = self._tesserocr
+        api = tesserocr.PyTessBaseAPI(
+            path=self._tessdata,
+            lang=OSD_LANGUAGE,
+            psm=tesserocr.PSM.OSD_ONLY,
+            oem=tesserocr.OEM.TESSERACT_ONLY,
+            init=False,
+        )
+        try:
+            api.Init(path=self._tessdata, lang=OSD_LANGUAGE, oem=tesserocr.OEM.TESSERACT_ONLY)
+        except RuntimeError:
+            api.End()
+            raise InvalidOptionError(OSD_MISSING) from None
+        api.SetPageSegMode(tesserocr.PSM.OSD_ONLY)
+        self._local.osd = api
+        return api
+
+
+def _box(corners: tuple[int, int, int, int]) -> Box:
+    """A Box from Tesseract's (x1, y1, x2, y2)."""
+    x1, y1, x2, y2 = corners
+    return Box(x1, y1, x2 - x1, y2 - y1)
 
 
 class PytesseractBackend:
     """The Tesseract CLI through pytesseract, for parity with the CLI (the seed's way).
 
-    Two CLI runs per image (text, then TSV words): slow by design, never the default.
+    Two CLI runs per image (text, then TSV layout), a third for rotate=auto (`--psm 0`): slow
+    by design, never the default.
     """
 
     name = "pytesseract"
@@ -264,7 +407,7 @@ class PytesseractBackend:
 
     def recognize(
         self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
-    ) -> tuple[str, tuple[Word, ...]]:
+    ) -> tuple[str, tuple[Block, ...]]:
         timeout = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
         config = f"--psm {options.psm} --oem {options.oem} --tessdata-dir {self._tessdata}"
         pytesseract = self._pytesseract
@@ -288,33 +431,54 @@ class PytesseractBackend:
             raise EngineTimeoutError("recognition ran out of time") from None
         return text, parse_tsv(tsv)
 
-
-def parse_tsv(tsv: str) -> tuple[Word, ...]:
-    """Words from Tesseract's TSV output; `line` counts lines within each block from 1."""
-    words: list[Word] = []
-    last_line: tuple[str, str, str] | None = None
-    line = 0
-    current_block = ""
-    for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
-        if row.get("level") != "5" or not (row.get("text") or "").strip():
-            continue
-        key = (row["block_num"], row["par_num"], row["line_num"])
-        if row["block_num"] != current_block:
-            current_block = row["block_num"]
-            line = 0
-        if key != last_line:
-            line += 1
-            last_line = key
-        words.append(
-            Word(
-                text=row["text"],
-                confidence=round(float(row["conf"]), 2),
-                left=int(row["left"]),
-                top=int(row["top"]),
-                width=int(row["width"]),
-                height=int(row["height"]),
-                block=int(row["block_num"]),
-                line=line,
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        if OSD_LANGUAGE not in self._languages:
+            raise InvalidOptionError(OSD_MISSING)
+        pytesseract = self._pytesseract
+        try:
+            found = pytesseract.image_to_osd(
+                image,
+                config=f"--tessdata-dir {self._tessdata}",
+                output_type=pytesseract.Output.DICT,
+                timeout=self._timeout_s,
             )
-        )
-    return tuple(words)
+        except pytesseract.TesseractError:
+            return None  # "Too few characters": nothing to decide from
+        except RuntimeError as exc:
+            if "timeout" not in str(exc).lower():
+                raise
+            raise EngineTimeoutError("orientation detection ran out of time") from None
+        if "rotate" not in found or "orientation_conf" not in found:
+            return None
+        # The CLI's "Rotate" is the clockwise turn that sets the page upright.
+        return Orientation(int(found["rotate"]) % 360, float(found["orientation_conf"]))
+
+
+def parse_tsv(tsv: str) -> tuple[Block, ...]:
+    """The layout in Tesseract's TSV output: blocks (level 2), paragraphs (3) and lines (4)
+    with their boxes, holding the words (5) that have text; numbered as the tesserocr backend
+    numbers them (only elements holding words count)."""
+    boxes: dict[tuple[str, ...], Box] = {}
+    layout = _LayoutBuilder()
+    current: tuple[str, ...] = ()
+    for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
+        level = row.get("level")
+        if level not in ("2", "3", "4", "5"):
+            continue
+        key = (row["page_num"], row["block_num"], row["par_num"], row["line_num"])
+        box = Box(int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"]))
+        if level != "5":
+            boxes[key[: int(level)]] = box  # block: page+block, paragraph: +par, line: +line
+            continue
+        if not (row.get("text") or "").strip():
+            continue
+        for depth, start in (
+            (2, layout.start_block),
+            (3, layout.start_paragraph),
+            (4, layout.start_line),
+        ):
+            if current[:depth] != key[:depth]:
+                start(boxes.get(key[:depth], box))
+        current = key
+        layout.add_word(row["text"], float(row["conf"]), box)
+    return layout.finish()

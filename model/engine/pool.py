@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from .engine import OcrEngine
+from .engine import OcrEngine, PageRead
 from .types import EngineBusyError, EngineTimeoutError, OcrOptions, OcrResult
 
 
@@ -80,7 +80,19 @@ class EnginePool:
     async def recognize(
         self, data: bytes, options: OcrOptions, timeout_s: float | None = None
     ) -> OcrResult:
-        """OCR `data` on a worker thread within `timeout_s` (timings include the queue wait).
+        """OCR `data` on a worker thread within `timeout_s`; see `read`."""
+        return (await self.read(data, options, timeout_s)).result
+
+    async def read(
+        self,
+        data: bytes,
+        options: OcrOptions,
+        timeout_s: float | None = None,
+        *,
+        keep_image: bool = False,
+    ) -> PageRead:
+        """OCR `data` on a worker thread within `timeout_s` (timings include the queue wait),
+        keeping the upright page image that was read when `keep_image`.
 
         The caller's context (its trace span) goes with the work, so stage spans nest under it.
         Raises EngineBusyError when the pool is full and EngineTimeoutError when time runs out.
@@ -96,13 +108,17 @@ class EnginePool:
         deadline = None if timeout_s is None else submitted + timeout_s
         context = contextvars.copy_context()
 
-        def work() -> OcrResult:
+        def work() -> PageRead:
             started = time.perf_counter()
             remaining = None if deadline is None else deadline - started
             if remaining is not None and remaining <= 0:
                 raise EngineTimeoutError("the request's time ran out while it waited for a worker")
-            result = context.run(self.engine.recognize, data, options, remaining)
-            return replace(result, timings=replace(result.timings, queue_s=started - submitted))
+            page: PageRead = context.run(
+                self.engine.read, data, options, remaining, keep_image=keep_image
+            )
+            result = page.result
+            timings = replace(result.timings, queue_s=started - submitted)
+            return replace(page, result=replace(result, timings=timings))
 
         future = self._executor.submit(work)
         # Counted down when the work ends or is dropped, not when the caller stops waiting.

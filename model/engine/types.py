@@ -16,6 +16,13 @@ from contract.parameters import MAX_LANG_CODES
 PSM_RANGE = contract.PSM.values
 #: Tesseract OCR engine modes are 0..3 (legacy, LSTM, both, default).
 OEM_RANGE = contract.OEM.values
+#: Tesseract's orientation and script detection data (`osd.traineddata`), which rotate=auto needs.
+OSD_LANGUAGE = "osd"
+#: What InvalidOptionError says when rotate=auto meets a tessdata without osd.traineddata.
+OSD_MISSING = (
+    "rotate=auto needs Tesseract's orientation and script data (osd.traineddata, Debian "
+    "package tesseract-ocr-osd), which is not installed on this model server"
+)
 #: A language spec: 1 to 3 installed model names joined by "+", e.g. "eng" or "eng+deu".
 _LANG_RE = re.compile(contract.LANG_PATTERN)
 
@@ -29,7 +36,7 @@ class InvalidImageError(EngineInputError):
 
 
 class InvalidOptionError(EngineInputError):
-    """An OCR option (language, psm, oem) is malformed, out of range or not installed."""
+    """An OCR option (language, psm, oem, rotate) is malformed, out of range or not installed."""
 
 
 class EngineBusyError(RuntimeError):
@@ -47,6 +54,10 @@ class OcrOptions:
     lang: str = "eng"
     psm: int = 3
     oem: int = 3
+    rotate: str = contract.ROTATE.default
+    """`auto`: turn the page upright by Tesseract's orientation detection first; `none`."""
+    deskew: bool = contract.DESKEW.default
+    """Measure the page's skew and straighten it before it is read."""
 
     def validate(self, installed: frozenset[str]) -> None:
         """Raise InvalidOptionError unless every option is usable with `installed` languages."""
@@ -73,11 +84,20 @@ class OcrOptions:
             raise InvalidOptionError(f"psm {self.psm} is out of range: use 0..13")
         if self.oem not in OEM_RANGE:
             raise InvalidOptionError(f"oem {self.oem} is out of range: use 0..3")
+        if self.rotate not in contract.ROTATE.choices:
+            raise InvalidOptionError(
+                f"rotate {self.rotate!r} is not one of " + ", ".join(contract.ROTATE.choices)
+            )
+        if self.rotate == "auto" and OSD_LANGUAGE not in installed:
+            raise InvalidOptionError(OSD_MISSING)
 
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One recognised word with its confidence (0..100) and pixel bounding box."""
+    """One recognised word with its confidence (0..100) and pixel bounding box.
+
+    `block` counts from 1 on the page, `paragraph` and `line` from 1 within the block.
+    """
 
     text: str
     confidence: float
@@ -87,6 +107,50 @@ class Word:
     height: int
     block: int
     line: int
+    paragraph: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A pixel rectangle: left, top, width, height."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    """One line of text as Tesseract segmented it, with its words in reading order."""
+
+    box: Box
+    words: tuple[Word, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """One paragraph: its box and lines."""
+
+    box: Box
+    lines: tuple[TextLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One text block (Tesseract's BLOCK level): its box and paragraphs."""
+
+    box: Box
+    paragraphs: tuple[Paragraph, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Orientation:
+    """What orientation detection found: the clockwise turn (0, 90, 180 or 270 degrees) that
+    sets the page upright, and Tesseract OSD's confidence in it."""
+
+    degrees: int
+    confidence: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +165,13 @@ class StageTimings:
 
 @dataclass(frozen=True, slots=True)
 class OcrResult:
-    """Text of one image, its mean word confidence (0..100, 0 when no words) and its words."""
+    """Text of one image, its mean word confidence (0..100, 0 when no words) and its words.
+
+    `blocks` hold the same words in Tesseract's layout (block, paragraph, line), which the
+    hOCR, TSV, ALTO and PDF writers read. `width`/`height` and every box are those of the
+    upright page that was read: after `rotation` (clockwise degrees, 0/90/180/270) and `skew`
+    (degrees of deskew applied) were applied to the upload.
+    """
 
     text: str
     confidence: float
@@ -109,6 +179,22 @@ class OcrResult:
     width: int = 0
     height: int = 0
     timings: StageTimings = field(default_factory=StageTimings)
+    blocks: tuple[Block, ...] = ()
+    dpi: float | None = None
+    rotation: int = 0
+    rotation_confidence: float | None = None
+    skew: float = 0.0
+
+
+def words_of(blocks: tuple[Block, ...]) -> tuple[Word, ...]:
+    """The words of `blocks` in reading order."""
+    return tuple(
+        word
+        for block in blocks
+        for paragraph in block.paragraphs
+        for line in paragraph.lines
+        for word in line.words
+    )
 
 
 def mean_confidence(words: tuple[Word, ...]) -> float:

@@ -80,3 +80,32 @@ def test_renders_a_png_chart(bench_run: tuple[str, Path]) -> None:
     chart = (out / "throughput.png").read_bytes()
     assert chart.startswith(PNG_SIGNATURE)
     assert len(chart) > 10_000
+
+
+def test_formats_benchmark_runs_and_reports_its_targets(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.formats", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "all outputs / text+words" in run.stdout
+    assert "rotate=auto / plain" in run.stdout
+    assert "deskew=true / plain" in run.stdout
+    result: dict[str, Any] = json.loads((tmp_path / "formats.json").read_text())
+    assert set(result["median_s"]) == {
+        "text+words",
+        "all outputs",
+        "plain",
+        "rotate=auto",
+        "deskew=true",
+    }
+    assert all(value > 0 for value in result["median_s"].values())
+    assert [t["variant"] for t in result["targets"]] == [
+        "all outputs",
+        "rotate=auto",
+        "deskew=true",
+    ]

@@ -87,6 +87,7 @@ def test_kserve_grpc_client_with_raw_input_contents(model_server: ModelServer) -
         "width",
         "height",
         "block",
+        "paragraph",
         "line",
     }
 
@@ -183,6 +184,11 @@ def test_model_metadata_documents_the_contract(model_server: ModelServer) -> Non
         ("text", "BYTES", [1]),
         ("confidence", "FP32", [1]),
         ("words", "BYTES", [1]),
+        ("hocr", "BYTES", [1]),
+        ("tsv", "BYTES", [1]),
+        ("alto", "BYTES", [1]),
+        ("pdf", "BYTES", [1]),
+        ("page", "BYTES", [1]),
     ]
     # The same list the contract module holds, in its order.
     assert [t.name for t in meta.outputs] == [spec.name for spec in contract.OUTPUTS]

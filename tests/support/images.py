@@ -43,3 +43,48 @@ def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
 def line_png(text: str) -> bytes:
     """A PNG of one rendered line."""
     return encode(render_line(text))
+
+
+#: Words the rendered pages are made of (common English: Tesseract's dictionary knows them).
+PAGE_WORDS = tuple(
+    " ".join(
+        (
+            "the quick brown fox jumps over lazy dog invoice total amount paid transfer reference",
+            "customer account order number delivery address payment terms within thirty days",
+            "please contact our office if you have any questions regarding this statement",
+        )
+    ).split()
+)
+
+
+def page_paragraphs(
+    paragraphs: int = 4, lines: int = 5, words: int = 9, seed: int = 1
+) -> list[list[str]]:
+    """Deterministic paragraphs of lines of `PAGE_WORDS`, each line starting with a capital."""
+    import random
+
+    rng = random.Random(seed)  # noqa: S311  # test data, not security
+    return [
+        [" ".join(rng.choice(PAGE_WORDS) for _ in range(words)).capitalize() for _ in range(lines)]
+        for _ in range(paragraphs)
+    ]
+
+
+def render_page(
+    paragraphs: list[list[str]] | None = None,
+    size: tuple[int, int] = (1240, 1754),
+    font_px: int = 24,
+) -> tuple[Image.Image, str]:
+    """A grayscale page (A4 at 150 dpi by default) of paragraphs set apart by a blank line,
+    and its text (paragraphs joined by spaces: compare with `text.cer`, which ignores layout)."""
+    paragraphs = paragraphs or page_paragraphs()
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(FONT), font_px)
+    top, line_h = size[1] // 12, int(font_px * 1.5)
+    for paragraph in paragraphs:
+        for line in paragraph:
+            draw.text((size[0] // 12, top), line, font=font, fill=0)
+            top += line_h
+        top += line_h
+    return image, " ".join(" ".join(paragraph) for paragraph in paragraphs)

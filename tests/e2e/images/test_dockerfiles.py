@@ -152,6 +152,7 @@ def test_runtime_environment_ports_and_labels(component: str) -> None:
         assert "OMP_THREAD_LIMIT" not in env  # the engine sets it, in one place
         assert "OCR_MODEL_TESSDATA_DIR=/usr/share/tesseract-ocr/5/tessdata" in env
         assert "tesseract-ocr-eng" in " ".join(runtime.all("RUN"))
+        assert "tesseract-ocr-osd" in " ".join(runtime.all("RUN"))  # rotate=auto
     assert {p for e in runtime.all("EXPOSE") for p in e.split()} == PORTS[component]
     labels = " ".join(runtime.all("LABEL"))
     assert f'org.opencontainers.image.title="ocr-{component}"' in labels

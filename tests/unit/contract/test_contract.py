@@ -32,8 +32,11 @@ def test_the_gateway_request_uses_the_contract_names() -> None:
 
 def test_model_metadata_is_the_contract() -> None:
     assert [contract.IMAGE.metadata()] == INPUT_TYPES
-    assert [o["name"] for o in OUTPUT_TYPES] == list(contract.DEFAULT_OUTPUTS)
+    # ModelMetadata lists every output; a request that lists none gets the defaults.
+    assert [o["name"] for o in OUTPUT_TYPES] == [spec.name for spec in contract.OUTPUTS]
+    assert [spec.metadata() for spec in contract.OUTPUTS] == OUTPUT_TYPES
     assert OUTPUT_TYPES[0]["name"] == "text"
+    assert contract.DEFAULT_OUTPUTS == ("text", "confidence", "words")
 
 
 def test_gateway_form_limits_are_the_contract_limits() -> None:

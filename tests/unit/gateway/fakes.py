@@ -13,6 +13,7 @@ import grpc.aio
 import orjson
 from PIL import Image, ImageDraw
 
+import contract
 from gateway.codec import encode_bytes_element
 from gateway.protocol import pb, pb_grpc
 
@@ -22,10 +23,33 @@ SAMPLE_TEXT = "Hello world"
 SAMPLE_CONFIDENCE = 91.25  # exact in FP32
 SAMPLE_WORDS: list[dict[str, Any]] = [
     {"text": "Hello", "confidence": 95.5, "left": 4, "top": 5, "width": 40, "height": 12,
-     "block": 1, "line": 1},
+     "block": 1, "paragraph": 1, "line": 1},
     {"text": "world", "confidence": 87.0, "left": 50, "top": 5, "width": 42, "height": 12,
-     "block": 1, "line": 1},
+     "block": 1, "paragraph": 1, "line": 1},
 ]  # fmt: skip
+SAMPLE_PAGE: dict[str, Any] = {
+    "page": 1, "width": 64, "height": 24, "dpi": 300.0, "rotation": 90,
+    "rotation_confidence": 12.5, "skew": -1.5, "text": SAMPLE_TEXT,
+    "confidence": SAMPLE_CONFIDENCE, "words": SAMPLE_WORDS,
+    "timings": {"queue_s": 0.001, "decode_s": 0.002, "preprocess_s": 0.003, "recognize_s": 0.04},
+}  # fmt: skip
+#: Placeholders of the document outputs: only their bytes matter to the gateway, which hands
+#: them on untouched (the real documents are tested against the real model).
+SAMPLE_DOCUMENTS: dict[str, bytes] = {
+    "hocr": b'<html xmlns="http://www.w3.org/1999/xhtml"><body><div class="ocr_page">'
+    b'<span class="ocrx_word">Hello</span> <span class="ocrx_word">w\xc3\xb6rld</span>'
+    b"</div></body></html>\n",
+    "tsv": b"level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth"
+    b"\theight\tconf\ttext\n5\t1\t1\t1\t1\t1\t4\t5\t40\t12\t95.5\tHello\n",
+    "alto": b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout/></alto>\n',
+    # Not UTF-8, with CR LF and NUL: bytes no text codec would leave alone.
+    "pdf": b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\r\n\x00\xff binary stream\r\n%%EOF\n",
+}
+#: What a request that lists no outputs receives.
+DEFAULT_OUTPUTS: tuple[str, ...] = contract.DEFAULT_OUTPUTS
+#: What the gateway asks for to answer JSON.
+JSON_OUTPUTS: tuple[str, ...] = ("text", "confidence", "words", "page")
 
 
 def png_bytes(size: tuple[int, int] = (64, 24)) -> bytes:
@@ -43,56 +67,65 @@ def ok_response(
     text: str = SAMPLE_TEXT,
     confidence: float = SAMPLE_CONFIDENCE,
     words: Sequence[dict[str, Any]] = tuple(SAMPLE_WORDS),
+    page: dict[str, Any] | None = None,
+    documents: dict[str, bytes] | None = None,
+    outputs: Sequence[str] = JSON_OUTPUTS,
     model_name: str = MODEL_NAME,
     model_version: str = MODEL_VERSION,
     request_id: str = "",
 ) -> pb.ModelInferResponse:
-    """A contract-abiding response, in ``raw_output_contents`` or in typed ``contents``."""
-    text_bytes = text.encode()
-    words_bytes = orjson.dumps(list(words))
+    """A contract-abiding response holding ``outputs`` in that order, in
+    ``raw_output_contents`` or in typed ``contents``.
+
+    ``page`` defaults to `SAMPLE_PAGE` with ``text``, ``confidence`` and ``words``;
+    ``documents`` to `SAMPLE_DOCUMENTS`.
+    """
+    if page is None:
+        page = {**SAMPLE_PAGE, "text": text, "confidence": confidence, "words": list(words)}
+    elements: dict[str, bytes | float] = {
+        "text": text.encode(),
+        "confidence": confidence,
+        "words": orjson.dumps(list(words)),
+        "page": orjson.dumps(page),
+        **SAMPLE_DOCUMENTS,
+        **(documents or {}),
+    }
     tensor = pb.ModelInferResponse.InferOutputTensor
+    contents = pb.InferTensorContents
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=model_version, id=request_id
     )
-    if raw:
-        response.outputs.extend(
-            [
-                tensor(name="text", datatype="BYTES", shape=[1]),
-                tensor(name="confidence", datatype="FP32", shape=[1]),
-                tensor(name="words", datatype="BYTES", shape=[1]),
-            ]
-        )
-        response.raw_output_contents.extend(
-            [
-                encode_bytes_element(text_bytes),
-                struct.pack("<f", confidence),
-                encode_bytes_element(words_bytes),
-            ]
-        )
-    else:
-        contents = pb.InferTensorContents
-        response.outputs.extend(
-            [
+    for name in outputs:
+        spec = contract.OUTPUTS_BY_NAME[name]
+        value = elements[name]
+        if spec.datatype == "FP32":
+            assert isinstance(value, float)
+            if raw:
+                response.outputs.append(tensor(name=name, datatype="FP32", shape=[1]))
+                response.raw_output_contents.append(struct.pack("<f", value))
+            else:
+                response.outputs.append(
+                    tensor(
+                        name=name,
+                        datatype="FP32",
+                        shape=[1],
+                        contents=contents(fp32_contents=[value]),
+                    )
+                )
+            continue
+        assert isinstance(value, bytes)
+        if raw:
+            response.outputs.append(tensor(name=name, datatype="BYTES", shape=[1]))
+            response.raw_output_contents.append(encode_bytes_element(value))
+        else:
+            response.outputs.append(
                 tensor(
-                    name="text",
+                    name=name,
                     datatype="BYTES",
                     shape=[1],
-                    contents=contents(bytes_contents=[text_bytes]),
-                ),
-                tensor(
-                    name="confidence",
-                    datatype="FP32",
-                    shape=[1],
-                    contents=contents(fp32_contents=[confidence]),
-                ),
-                tensor(
-                    name="words",
-                    datatype="BYTES",
-                    shape=[1],
-                    contents=contents(bytes_contents=[words_bytes]),
-                ),
-            ]
-        )
+                    contents=contents(bytes_contents=[value]),
+                )
+            )
     return response
 
 
@@ -108,7 +141,8 @@ _Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """Answers ModelInfer from a script: first the ``failures`` in order, then ``response``.
+    """Answers ModelInfer from a script: first the ``failures`` in order, then ``response``
+    (by default: the outputs the request asks for, or the default ones, from the samples).
 
     With ``hang=True`` a call that gets past the failures never answers, so the caller's
     deadline has to end it.
@@ -144,7 +178,9 @@ class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
             await asyncio.Event().wait()  # never set: ends when the deadline cancels the call
         if self._response is not None:
             return self._response
-        return ok_response(request_id=request.id)
+        # Like the model: the outputs asked for, in that order; none asked, the defaults.
+        asked = tuple(output.name for output in request.outputs) or DEFAULT_OUTPUTS
+        return ok_response(request_id=request.id, outputs=asked)
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: _Context) -> Any:
         self._record("ServerReady", context)

@@ -1,12 +1,15 @@
-"""Helpers of the gateway unit tests: an in-process HTTP client and error-body checks."""
+"""Helpers of the gateway unit tests: in-process HTTP clients (with or without a fake model) and
+error-body checks."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from tests.unit.gateway.fakes import FakeModelServicer, serve_fake_model
 
 # Nothing listens on port 1: connections are refused at once.
 CLOSED_ADDRESS = "127.0.0.1:1"
@@ -23,6 +26,18 @@ async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.Async
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         ) as client,
+    ):
+        yield client
+
+
+@asynccontextmanager
+async def gateway_of(
+    servicer: FakeModelServicer, make_settings: SettingsFactory, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of a gateway whose model server is a fake serving ``servicer``."""
+    async with (
+        serve_fake_model(servicer) as address,
+        gateway_client(make_settings(model_address=address, **overrides)) as client,
     ):
         yield client
 

@@ -3,10 +3,15 @@
 import math
 import struct
 from collections.abc import Callable
+from typing import Any
 
+import orjson
 import pytest
 
+import contract
 from gateway.codec import (
+    DECODED_OUTPUTS,
+    DOCUMENT_OUTPUTS,
     build_infer_request,
     decode_bytes_elements,
     decode_infer_response,
@@ -15,9 +20,12 @@ from gateway.codec import (
 from gateway.errors import MalformedResponseError
 from gateway.protocol import pb
 from tests.unit.gateway.fakes import (
+    JSON_OUTPUTS,
     MODEL_NAME,
     MODEL_VERSION,
     SAMPLE_CONFIDENCE,
+    SAMPLE_DOCUMENTS,
+    SAMPLE_PAGE,
     SAMPLE_TEXT,
     SAMPLE_WORDS,
     ok_response,
@@ -74,6 +82,49 @@ def test_request_carries_the_image_bytes_untouched_in_raw_input_contents() -> No
 def test_request_without_psm_leaves_the_parameter_out() -> None:
     request = build_infer_request(b"img", model_name="m", request_id="r", lang="eng")
     assert set(request.parameters) == {"lang"}
+    # No outputs named: the model answers its default ones.
+    assert list(request.outputs) == []
+
+
+@pytest.mark.parametrize(("rotate", "deskew"), [("auto", True), ("none", False)])
+def test_rotate_and_deskew_travel_as_string_and_bool_parameters(rotate: str, deskew: bool) -> None:
+    request = build_infer_request(
+        b"img", model_name="m", request_id="r", lang="eng", rotate=rotate, deskew=deskew
+    )
+    wire = pb.ModelInferRequest.FromString(request.SerializeToString())
+    assert wire.parameters["rotate"].WhichOneof("parameter_choice") == "string_param"
+    assert wire.parameters["rotate"].string_param == rotate
+    # False is sent too (the choice is set), not left out like an unset field.
+    assert wire.parameters["deskew"].WhichOneof("parameter_choice") == "bool_param"
+    assert wire.parameters["deskew"].bool_param is deskew
+
+
+def test_requested_outputs_are_named_in_the_outputs_field() -> None:
+    request = build_infer_request(
+        b"img", model_name="m", request_id="r", lang="eng", outputs=["text", "page"]
+    )
+    wire = pb.ModelInferRequest.FromString(request.SerializeToString())
+    assert [output.name for output in wire.outputs] == ["text", "page"]
+    assert all(not output.parameters for output in wire.outputs)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"outputs": ["text", "nope"]}, "not outputs of the contract"),
+        ({"outputs": ["pdf", "pdf"]}, "named twice"),
+        ({"outputs": []}, "at least one output"),
+        ({"rotate": "90"}, "rotate must be one of"),
+    ],
+)
+def test_request_refuses_what_the_contract_does_not_name(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_infer_request(b"img", model_name="m", request_id="r", lang="eng", **bad)
+
+
+def test_every_contract_output_is_decoded() -> None:
+    assert set(contract.OUTPUTS_BY_NAME) == DECODED_OUTPUTS
+    assert {"hocr", "tsv", "alto", "pdf"} == DOCUMENT_OUTPUTS
 
 
 @pytest.mark.parametrize("raw", [True, False], ids=["raw_output_contents", "contents"])
@@ -81,6 +132,7 @@ def test_response_decodes_from_either_encoding(raw: bool) -> None:
     result = decode_infer_response(ok_response(raw=raw))
     assert result.text == SAMPLE_TEXT
     assert result.confidence == SAMPLE_CONFIDENCE
+    assert result.words is not None
     assert [w.model_dump() for w in result.words] == SAMPLE_WORDS
     assert result.model_name == MODEL_NAME
     assert result.model_version == MODEL_VERSION
@@ -98,6 +150,31 @@ def test_outputs_are_found_by_name_not_position(raw: bool) -> None:
     result = decode_infer_response(shuffled)
     assert result.text == "Grüße"
     assert result.confidence == SAMPLE_CONFIDENCE
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw_output_contents", "contents"])
+def test_json_outputs_decode_with_the_page_facts(raw: bool) -> None:
+    result = decode_infer_response(ok_response(raw=raw), JSON_OUTPUTS)
+    assert result.text == SAMPLE_TEXT
+    assert result.page is not None
+    assert result.page.model_dump() == SAMPLE_PAGE
+    assert result.documents == {}
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw_output_contents", "contents"])
+@pytest.mark.parametrize("name", ["hocr", "tsv", "alto", "pdf"])
+def test_a_document_output_alone_is_read_untouched(raw: bool, name: str) -> None:
+    result = decode_infer_response(ok_response(raw=raw, outputs=[name]), [name])
+    assert result.documents == {name: SAMPLE_DOCUMENTS[name]}
+    # Nothing else was asked for, nothing else is there.
+    assert (result.text, result.confidence, result.words, result.page) == (None,) * 4
+
+
+def test_outputs_not_asked_for_are_not_read() -> None:
+    response = ok_response(outputs=["pdf", "text"])
+    response.raw_output_contents[1] = b"\x09\x00\x00\x00short"  # text, broken
+    result = decode_infer_response(response, ["pdf"])
+    assert result.documents["pdf"] == SAMPLE_DOCUMENTS["pdf"]
 
 
 def test_empty_page_and_missing_version_decode() -> None:
@@ -178,6 +255,47 @@ def test_malformed_response_raises(mutate: Callable[[pb.ModelInferResponse], Non
     assert caught.value.status == 502
     assert caught.value.code == "bad_model_response"
     assert caught.value.message == "The model returned a malformed response."
+
+
+def _page_json(page: object) -> Callable[[pb.ModelInferResponse], None]:
+    return _set_raw("page", encode_bytes_element(orjson.dumps(page)))
+
+
+@pytest.mark.parametrize(
+    ("outputs", "mutate"),
+    [
+        (JSON_OUTPUTS, _drop_output("page")),
+        (JSON_OUTPUTS, _set_raw("page", encode_bytes_element(b"{not json"))),
+        (JSON_OUTPUTS, _page_json([SAMPLE_PAGE])),
+        (JSON_OUTPUTS, _page_json({**SAMPLE_PAGE, "width": "wide"})),
+        (JSON_OUTPUTS, _page_json({k: v for k, v in SAMPLE_PAGE.items() if k != "rotation"})),
+        (JSON_OUTPUTS, _page_json({**SAMPLE_PAGE, "skew": math.inf})),
+        (["hocr"], _set_raw("hocr", encode_bytes_element(b"<html>\xff\xfe</html>"))),
+        (["tsv"], _drop_output("tsv")),
+        (["alto"], _set_datatype("alto", "FP32")),
+        (["pdf"], _set_raw("pdf", encode_bytes_element(b"%PDF") + encode_bytes_element(b"x"))),
+    ],
+    ids=[
+        "no-page",
+        "page-bad-json",
+        "page-a-list",
+        "page-width-not-int",
+        "page-no-rotation",
+        "page-skew-infinite",
+        "hocr-not-utf8",
+        "tsv-missing",
+        "alto-wrong-datatype",
+        "pdf-two-elements",
+    ],
+)
+def test_malformed_asked_output_raises(
+    outputs: list[str], mutate: Callable[[pb.ModelInferResponse], None]
+) -> None:
+    response = ok_response(raw=True, outputs=outputs)
+    mutate(response)
+    with pytest.raises(MalformedResponseError) as caught:
+        decode_infer_response(response, outputs)
+    assert caught.value.code == "bad_model_response"
 
 
 def test_typed_contents_with_no_element_is_malformed() -> None:

@@ -1,9 +1,6 @@
 """The HTTP app in front of a real in-process gRPC model double: answers and error mapping."""
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import grpc
 import httpx
@@ -20,23 +17,10 @@ from tests.unit.gateway.fakes import (
     FakeModelServicer,
     ok_response,
     png_bytes,
-    serve_fake_model,
 )
-from tests.unit.gateway.helpers import SettingsFactory, assert_error, gateway_client
+from tests.unit.gateway.helpers import SettingsFactory, assert_error, gateway_of
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio, pytest.mark.timeout(30)]
-
-
-@asynccontextmanager
-async def gateway_of(
-    servicer: FakeModelServicer, make_settings: SettingsFactory, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of a gateway whose model server is a fake serving ``servicer``."""
-    async with (
-        serve_fake_model(servicer) as address,
-        gateway_client(make_settings(model_address=address, **overrides)) as client,
-    ):
-        yield client
 
 
 async def post_png(client: httpx.AsyncClient, **form: str) -> httpx.Response:

@@ -110,7 +110,7 @@ def test_the_ocr_route_documents_exactly_the_readme_table(spec: dict[str, Any]) 
     # What the route can answer, so an error dropped from both the README and the route is
     # noticed too.
     assert {status for status, _ in readme} == {
-        400, 401, 408, 413, 415, 422, 429, 500, 502, 503, 504
+        400, 401, 406, 408, 413, 415, 422, 429, 500, 502, 503, 504
     }  # fmt: skip
     assert {code for status, code in readme if status == 422} == {
         "validation_error",

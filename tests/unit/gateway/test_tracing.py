@@ -123,6 +123,8 @@ async def test_an_upload_is_one_trace_from_http_to_the_model_call(
     assert server.attributes["ocr.upload_bytes"] == len(png_bytes())
     assert server.attributes["ocr.lang"] == "eng"
     assert "ocr.psm" not in server.attributes
+    assert server.attributes["ocr.answer_format"] == "json"
+    assert "ocr.rotate" not in server.attributes
     assert server.attributes["ocr.words"] == len(body["words"])
     assert server.attributes["ocr.confidence"] == pytest.approx(body["confidence"], abs=0.01)
 

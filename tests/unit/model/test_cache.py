@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from model.engine import OcrOptions, OcrResult, ResultCache
 from model.engine.cache import INLINE_HASH_MAX_BYTES
 from model.predictor import OcrModel, tenant_key
 from model.settings import ModelSettings
-from tests.support.images import line_png
+from tests.support.images import TESTDATA, line_png
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +42,9 @@ def test_keys_differ_by_bytes_and_by_options() -> None:
     assert key(b"abc") != key(b"abd")
     assert key(b"abc") != key(b"abc", OcrOptions(psm=7))
     assert key(b"abc") != key(b"abc", OcrOptions(lang="deu"))
+    assert key(b"abc") != key(b"abc", OcrOptions(rotate="auto"))
+    assert key(b"abc") != key(b"abc", OcrOptions(deskew=True))
+    assert key(b"abc", OcrOptions(rotate="auto")) != key(b"abc", OcrOptions(deskew=True))
 
 
 def test_large_uploads_hash_off_the_loop_to_the_same_digest() -> None:
@@ -180,3 +184,66 @@ def test_a_malformed_tenant_is_refused(raw: pb.InferParameter) -> None:
 def test_an_absent_tenant_is_the_shared_default() -> None:
     assert parse_tenant(None) == parse_tenant({}) == contract.TENANT.default == ""
     assert parse_tenant({"tenant": "key:0123abcd"}) == "key:0123abcd"  # REST JSON
+
+
+def _grpc_request(data: bytes, *outputs: str, **parameters: pb.InferParameter) -> InferRequest:
+    message = pb.ModelInferRequest(
+        model_name="ocr-model",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
+        raw_input_contents=[len(data).to_bytes(4, "little") + data],
+        outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in outputs],
+        parameters=parameters,
+    )
+    return InferRequest.from_grpc(message)
+
+
+def _holds_an_image(value: object, depth: int = 0) -> bool:
+    """Whether a PIL image is reachable from `value` through dataclass fields and tuples."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return True
+    if depth > 6:
+        return False
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(
+            _holds_an_image(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        )
+    if isinstance(value, tuple):
+        return any(_holds_an_image(item, depth + 1) for item in value[:50])
+    return False
+
+
+def test_rotate_and_deskew_are_entries_of_their_own(model_with_cache: OcrModel) -> None:
+    model, image = model_with_cache, line_png(TEXT)
+    auto = pb.InferParameter(string_param="auto")
+    yes = pb.InferParameter(bool_param=True)
+    for parameters in ({}, {"rotate": auto}, {"deskew": yes}, {"rotate": auto, "deskew": yes}):
+        asyncio.run(
+            model.predict(_grpc_request(image, psm=pb.InferParameter(int64_param=7), **parameters))
+        )
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "miss"}) == 4
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "hit"}) is None
+    assert sample(model, "ocr_result_cache_entries") == 4
+
+
+def test_a_pdf_request_is_read_again_and_the_cache_holds_no_image(
+    model_with_cache: OcrModel,
+) -> None:
+    """The PDF needs the page image, which the cache never keeps: a request for `pdf` is
+    always read (its result then answers the other outputs from the cache)."""
+    model = model_with_cache
+    data = (TESTDATA / "phototest.tif").read_bytes()
+    for outputs in (("pdf",), ("pdf", "text"), ("hocr",), ("text",)):
+        response = asyncio.run(model.predict(_grpc_request(data, *outputs))).to_grpc()
+        assert [o.name for o in response.outputs] == [
+            spec.name for spec in contract.OUTPUTS if spec.name in outputs
+        ]
+    assert sample(model, "ocr_stage_duration_seconds_count", {"stage": "recognize"}) == 2
+    assert sample(model, "ocr_result_cache_lookups_total", {"result": "hit"}) == 2
+    cache = model._cache
+    assert cache is not None
+    entries = list(cache._entries.values())
+    assert len(entries) == 1
+    assert all(isinstance(entry, OcrResult) for entry in entries)
+    assert not any(_holds_an_image(entry) for entry in entries)

@@ -118,11 +118,16 @@ def test_a_wrongly_typed_input_is_named_in_the_error() -> None:
 
 def test_every_contract_output_has_an_encoder_and_text_comes_first() -> None:
     assert list(OUTPUT_ENCODERS) == [spec.name for spec in contract.OUTPUTS]
-    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model").to_grpc()
+    every = [spec.name for spec in contract.OUTPUTS]
+    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model", every).to_grpc()
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
         (spec.name, spec.datatype, list(spec.shape)) for spec in contract.OUTPUTS
     ]
     assert response.outputs[0].name == contract.TEXT.name == "text"
+    # A request that lists no outputs gets the defaults, text first.
+    default = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model").to_grpc()
+    assert tuple(o.name for o in default.outputs) == contract.DEFAULT_OUTPUTS
+    assert contract.DEFAULT_OUTPUTS == ("text", "confidence", "words")
 
 
 def test_engine_words_carry_every_contract_word_field() -> None:
@@ -164,6 +169,7 @@ def test_grpc_raw_request_gets_raw_outputs() -> None:
         "width": 30,
         "height": 10,
         "block": 1,
+        "paragraph": 1,
         "line": 1,
     }
 

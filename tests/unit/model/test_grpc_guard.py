@@ -15,6 +15,7 @@ from kserve.errors import InvalidInput, ModelNotFound
 from kserve.model_repository import ModelRepository
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+import contract
 from model.grpc_guard import (
     MAX_REQUEST_FIELDS,
     REPOSITORY_OFF,
@@ -237,6 +238,6 @@ def test_model_infer_checks_counts_before_kserve_converts(monkeypatch: pytest.Mo
     converted: list[Any] = []
     monkeypatch.setattr(InferRequest, "from_grpc", classmethod(lambda cls, r: converted.append(r)))
     request = hostile.parses(hostile.empty_requested_outputs(4096))
-    with pytest.raises(InvalidInput, match="at most 3 outputs"):
+    with pytest.raises(InvalidInput, match=f"at most {len(contract.OUTPUTS)} outputs"):
         asyncio.run(closed.ModelInfer(request, None))
     assert converted == []

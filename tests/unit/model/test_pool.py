@@ -25,8 +25,10 @@ from model.engine import (
     OcrEngine,
     OcrOptions,
     OcrResult,
+    Orientation,
     Word,
 )
+from model.engine.types import Block, Box, Paragraph, TextLine
 from tests.support.images import line_png
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
@@ -34,6 +36,8 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
 PAGE = line_png("Pool under test")
 TEXT = "canned text\n"
 WORDS = (Word("canned", 90.0, 0, 0, 10, 10, 1, 1), Word("text", 80.0, 12, 0, 10, 10, 1, 1))
+_LINE = Box(0, 0, 22, 10)
+BLOCKS = (Block(_LINE, (Paragraph(_LINE, (TextLine(_LINE, WORDS),)),)),)
 #: Upper bound of every wait in this module; a healthy run needs milliseconds.
 WAIT_S = 5.0
 
@@ -67,13 +71,16 @@ class FakeBackend:
 
     def recognize(
         self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
-    ) -> tuple[str, tuple[Word, ...]]:
+    ) -> tuple[str, tuple[Block, ...]]:
         with self._changed:
             self.calls.append(Call(options.psm, timeout_s, threading.current_thread().name))
             self._changed.notify_all()
         if not self.release.wait(WAIT_S):
             raise AssertionError("the test never released the backend")
-        return TEXT, WORDS
+        return TEXT, BLOCKS
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        return None
 
     def seen(self) -> list[int]:
         """The psm of every recognition that reached the backend, in order."""

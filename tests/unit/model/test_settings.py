@@ -58,5 +58,15 @@ def test_default_language_must_be_installed() -> None:
 def test_model_metadata_types() -> None:
     model = create_model(ModelSettings())
     assert model.name == "ocr-model"
-    assert [t["name"] for t in model.get_output_types()] == ["text", "confidence", "words"]
+    # Every output the contract has, the non-default ones too, in the contract's order.
+    assert [t["name"] for t in model.get_output_types()] == [
+        "text",
+        "confidence",
+        "words",
+        "hocr",
+        "tsv",
+        "alto",
+        "pdf",
+        "page",
+    ]
     assert model.get_input_types() == [{"name": "image", "datatype": "BYTES", "shape": [1]}]

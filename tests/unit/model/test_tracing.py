@@ -109,7 +109,11 @@ def test_the_engine_traces_each_stage_with_its_attributes(
         "ocr.pixels": 800 * 80,
         "ocr.decoded_bytes": 800 * 80,  # grayscale: one byte a pixel, no conversion
     }
-    assert attributes(named["ocr.preprocess"]) == {"ocr.mode": "L"}
+    assert attributes(named["ocr.preprocess"]) == {
+        "ocr.mode": "L",
+        "ocr.rotation": 0,
+        "ocr.skew": 0.0,
+    }
     assert attributes(named["ocr.recognize"]) == {
         "ocr.engine": "tesserocr",
         "ocr.lang": "eng",
@@ -153,10 +157,15 @@ def test_the_predictor_annotates_the_callers_span_and_nests_the_stages(
     assert server_attributes == {
         "ocr.lang": "eng",
         "ocr.psm": 7,
+        "ocr.rotate": "none",
+        "ocr.deskew": False,
+        "ocr.outputs": ("text", "confidence", "words"),
         "ocr.pixels": 800 * 80,
         "ocr.words": len(TEXT.split()),
         "ocr.confidence": attributes(named["ocr.recognize"])["ocr.confidence"],
         "ocr.cache_hit": False,
+        "ocr.rotation": 0,
+        "ocr.skew": 0.0,
     }
     # The stages ran on an engine worker thread, yet under the caller's span and trace.
     for stage in STAGES:
@@ -172,3 +181,19 @@ def test_the_predictor_annotates_the_callers_span_and_nests_the_stages(
     assert set(named) == {"server"}
     assert attributes(named["server"])["ocr.cache_hit"] is True
     assert attributes(named["server"])["ocr.words"] == len(TEXT.split())
+
+
+def test_the_preprocess_span_records_the_rotation_and_skew_applied(
+    engine: OcrEngine, spans: InMemorySpanExporter
+) -> None:
+    from PIL import Image
+
+    from tests.support.images import TESTDATA, encode
+
+    turned = Image.open(TESTDATA / "phototest-rotated-L.png").convert("L")
+    skewed = turned.rotate(8, expand=True, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    result = engine.recognize(encode(skewed), OcrOptions(rotate="auto", deskew=True))
+    preprocess = attributes(by_name(spans)["ocr.preprocess"])
+    assert preprocess["ocr.rotation"] == result.rotation == 90
+    assert preprocess["ocr.skew"] == result.skew
+    assert abs(result.skew - -8) <= 0.1
