@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+import contract
 from tests.e2e.conftest import Platform, start_platform
 from tests.support import bad_inputs as bad
 from tests.support.images import encode, line_png
@@ -142,8 +143,11 @@ def test_exif_orientation_is_applied_and_metadata_not_echoed(platform: Platform)
     assert response.json()["text"].strip() == "Rotated by EXIF 8"
     assert "SecretCam" not in response.text
     assert set(response.json()) == {
-        "text", "confidence", "words", "model", "model_version", "request_id", "timings"
+        "text", "confidence", "words", "model", "model_version", "request_id", "timings",
+        "pages", "page_count",
     }  # fmt: skip
+    (page,) = response.json()["pages"]
+    assert set(page) == set(contract.PageFacts.model_fields)  # page facts only, no metadata
 
 
 def test_large_uploads_leave_no_files_or_descriptors_behind(platform: Platform) -> None:
