@@ -187,49 +187,34 @@ class MessageGuardInterceptor(_ServerInterceptor):
         serializer = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _guard_unary(handler.unary_unary), deserializer, serializer
+                _guarded(handler.unary_unary, _accepted), deserializer, serializer
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _guard_unary(handler.unary_stream), deserializer, serializer
+                _guarded(handler.unary_stream, _accepted), deserializer, serializer
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _guard_stream(handler.stream_unary), deserializer, serializer
+                _guarded(handler.stream_unary, _accepted_stream), deserializer, serializer
             )
         return grpc.stream_stream_rpc_method_handler(
-            _guard_stream(handler.stream_stream), deserializer, serializer
+            _guarded(handler.stream_stream, _accepted_stream), deserializer, serializer
         )
 
 
-def _guard_unary(inner: Any) -> Any:
-    """`inner` (a coroutine or async generator function) called with the request accepted."""
+def _guarded(inner: Any, accept: Callable[[Any], Any]) -> Any:
+    """`inner` (a coroutine or async generator function) called with `accept(request)`: the
+    request checked (unary) or an iterator that refuses a malformed message when it comes."""
     if inspect.isasyncgenfunction(inner):
 
         async def streaming(request: Any, context: Any) -> Any:
-            async for response in inner(_accepted(request), context):
+            async for response in inner(accept(request), context):
                 yield response
 
         return streaming
 
     async def unary(request: Any, context: Any) -> Any:
-        return await inner(_accepted(request), context)
-
-    return unary
-
-
-def _guard_stream(inner: Any) -> Any:
-    """`inner` called with an iterator that refuses a malformed message when it comes."""
-    if inspect.isasyncgenfunction(inner):
-
-        async def streaming(requests: Any, context: Any) -> Any:
-            async for response in inner(_accepted_stream(requests), context):
-                yield response
-
-        return streaming
-
-    async def unary(requests: Any, context: Any) -> Any:
-        return await inner(_accepted_stream(requests), context)
+        return await inner(accept(request), context)
 
     return unary
 

@@ -20,11 +20,10 @@ pytestmark = pytest.mark.integration
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp("bench")
+def quick_run(module: str, out: Path) -> str:
+    """`python -m <module> --quick --out <out>`; its stdout once it exits 0."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", module, "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -32,7 +31,13 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
         check=False,
     )
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
-    return run.stdout, out
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    return quick_run("bench", out), out
 
 
 def test_prints_the_table_with_ratios_and_targets(bench_run: tuple[str, Path]) -> None:
@@ -83,18 +88,10 @@ def test_renders_a_png_chart(bench_run: tuple[str, Path]) -> None:
 
 
 def test_formats_benchmark_runs_and_reports_its_targets(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.formats", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
-    assert "all outputs / text+words" in run.stdout
-    assert "rotate=auto / plain" in run.stdout
-    assert "deskew=true / plain" in run.stdout
+    stdout = quick_run("bench.formats", tmp_path)
+    assert "all outputs / text+words" in stdout
+    assert "rotate=auto / plain" in stdout
+    assert "deskew=true / plain" in stdout
     result: dict[str, Any] = json.loads((tmp_path / "formats.json").read_text())
     assert set(result["median_s"]) == {
         "text+words",

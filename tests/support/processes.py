@@ -152,3 +152,23 @@ def start(args: list[str], env: Mapping[str, str], log: Path) -> Service:
 def python_module(module: str) -> list[str]:
     """Command line running `python -m module` with this interpreter."""
     return [sys.executable, "-m", module]
+
+
+def settings_refusal(module: str, env: Mapping[str, str]) -> str:
+    """Run `python -m module` with `env` added to ours, expecting it to refuse its settings at
+    once: exit status 2, nothing on stdout, one line on stderr (returned), no traceback."""
+    run = subprocess.run(
+        python_module(module),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    return lines[0]

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -17,9 +18,12 @@ CLOSED_ADDRESS = "127.0.0.1:1"
 SettingsFactory = Callable[..., GatewaySettings]
 
 
+Running = tuple[FastAPI, httpx.AsyncClient]
+
+
 @asynccontextmanager
-async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking in-process to a gateway app whose lifespan is running."""
+async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Running]:
+    """A gateway app with its lifespan running, and an in-process HTTP client of it."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -27,7 +31,26 @@ async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.Async
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         ) as client,
     ):
+        yield app, client
+
+
+@asynccontextmanager
+async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking in-process to a gateway app whose lifespan is running."""
+    async with running_gateway(settings) as (_, client):
         yield client
+
+
+@asynccontextmanager
+async def app_of(
+    servicer: FakeModelServicer, make_settings: SettingsFactory, **overrides: Any
+) -> AsyncIterator[Running]:
+    """The app and a client of a gateway whose model server is a fake serving ``servicer``."""
+    async with (
+        serve_fake_model(servicer) as address,
+        running_gateway(make_settings(model_address=address, **overrides)) as running,
+    ):
+        yield running
 
 
 @asynccontextmanager

@@ -4,8 +4,6 @@ Values are read from the app's own registry (`app.state.metrics.registry`), the 
 serves, so no Prometheus is needed.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -15,11 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gateway.app import create_app
 from gateway.protocol import pb
-from gateway.settings import GatewaySettings
-from tests.unit.gateway.fakes import Failure, FakeModelServicer, png_bytes, serve_fake_model
-from tests.unit.gateway.helpers import SettingsFactory
+from tests.unit.gateway.fakes import Failure, FakeModelServicer, png_bytes
+from tests.unit.gateway.helpers import SettingsFactory, app_of
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -28,32 +24,6 @@ INFER = {"method": "ModelInfer"}
 PNG = png_bytes()
 
 _Context = grpc.aio.ServicerContext[Any, Any]
-
-
-Running = tuple[FastAPI, httpx.AsyncClient]
-
-
-@asynccontextmanager
-async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Running]:
-    """The app with its lifespan running, and an in-process HTTP client of it."""
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
-    ):
-        yield app, client
-
-
-@asynccontextmanager
-async def gateway_of(
-    servicer: FakeModelServicer, make_settings: SettingsFactory, **overrides: object
-) -> AsyncIterator[Running]:
-    async with (
-        serve_fake_model(servicer) as address,
-        running_gateway(make_settings(model_address=address, **overrides)) as running,
-    ):
-        yield running
 
 
 async def upload(client: httpx.AsyncClient, data: bytes = PNG) -> httpx.Response:
@@ -74,7 +44,7 @@ def absent(app: FastAPI, name: str, **labels: str) -> bool:
 
 async def test_a_good_and_a_failed_upload_move_every_metric(make_settings: SettingsFactory) -> None:
     servicer = FakeModelServicer(failures=[Failure(grpc.StatusCode.INTERNAL, "model broke")])
-    async with gateway_of(servicer, make_settings) as (app, client):
+    async with app_of(servicer, make_settings) as (app, client):
         assert (await upload(client)).status_code == 502
         assert (await upload(client)).status_code == 200
         exposed = (await client.get("/metrics")).text
@@ -115,7 +85,7 @@ async def test_in_flight_counts_a_request_while_it_waits_for_the_model(
 ) -> None:
     servicer = CalledServicer(hang=True)  # answers only when the deadline ends the call
     responses: list[httpx.Response] = []
-    async with gateway_of(servicer, make_settings, request_timeout_s=1.0) as (app, client):
+    async with app_of(servicer, make_settings, request_timeout_s=1.0) as (app, client):
 
         async def send() -> None:
             responses.append(await upload(client))
@@ -138,7 +108,7 @@ async def test_in_flight_counts_a_request_while_it_waits_for_the_model(
 async def test_each_retried_attempt_is_timed_and_counted(make_settings: SettingsFactory) -> None:
     unavailable = Failure(grpc.StatusCode.UNAVAILABLE, "starting")
     servicer = FakeModelServicer(failures=[unavailable, unavailable])
-    async with gateway_of(servicer, make_settings, retry_max_attempts=3) as (app, client):
+    async with app_of(servicer, make_settings, retry_max_attempts=3) as (app, client):
         assert (await upload(client)).status_code == 200
 
     assert value(app, "ocr_gateway_requests_total", **OCR, status="200") == 1
@@ -148,7 +118,7 @@ async def test_each_retried_attempt_is_timed_and_counted(make_settings: Settings
 
 async def test_a_refused_upload_never_reaches_the_model(make_settings: SettingsFactory) -> None:
     servicer = FakeModelServicer()
-    async with gateway_of(servicer, make_settings) as (app, client):
+    async with app_of(servicer, make_settings) as (app, client):
         assert (await upload(client, b"not an image at all")).status_code == 415
 
     assert value(app, "ocr_gateway_requests_total", **OCR, status="415") == 1
@@ -158,7 +128,7 @@ async def test_a_refused_upload_never_reaches_the_model(make_settings: SettingsF
 
 
 async def test_probes_and_scrapes_are_not_counted(make_settings: SettingsFactory) -> None:
-    async with gateway_of(FakeModelServicer(), make_settings) as (app, client):
+    async with app_of(FakeModelServicer(), make_settings) as (app, client):
         for path in ("/healthz", "/health", "/readyz", "/metrics"):
             assert (await client.get(path)).status_code == 200, path
         assert (await client.get("/no/such/page")).status_code == 404
