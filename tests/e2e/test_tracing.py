@@ -14,7 +14,7 @@ from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.e2e
 
-SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
+SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 1, 2, 3
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
@@ -30,8 +30,16 @@ def test_one_upload_is_one_trace_across_both_processes(
 ) -> None:
     response = traced.ocr(files={"image_file": ("t.png", line_png("Traced request 5"))})
     assert response.status_code == 200
+    # Each process exports in its own batches, and the model's server span ends after its
+    # stage spans: wait for every span read below, not only the first of each service.
+    wanted = {
+        ("ocr-gateway", SPAN_KIND_SERVER, "POST /gateway/ocr"),
+        ("ocr-gateway", SPAN_KIND_CLIENT, MODEL_INFER),
+        ("ocr-model", SPAN_KIND_SERVER, MODEL_INFER),
+        ("ocr-model", SPAN_KIND_INTERNAL, "ocr.recognize"),
+    }
     wait_until(
-        lambda: {"ocr.recognize", "POST /gateway/ocr"} <= {s.name for s in receiver.spans()},
+        lambda: wanted <= {(s.service, s.kind, s.name) for s in receiver.spans()},
         15,
         "spans from both services",
     )
