@@ -8,17 +8,18 @@ serves. Nothing here starts a thread or loads a language: `OcrModel.load()` does
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
 from .engine import (
     Backend,
     EnginePool,
-    OcrEngine,
+    EngineSpec,
     OcrOptions,
-    PytesseractBackend,
+    ProcessWorkers,
     ResultCache,
-    TesserocrBackend,
+    Workers,
     available_cpus,
 )
 from .metrics import ModelMetrics
@@ -28,13 +29,22 @@ from .settings import ModelSettings
 logger = logging.getLogger(__name__)
 
 
+def engine_spec(settings: ModelSettings) -> EngineSpec:
+    """How each worker builds its engine, from `settings`."""
+    return EngineSpec(
+        backend=settings.engine,
+        tessdata_dir=settings.tessdata_dir,
+        max_pixels=settings.max_image_pixels,
+        max_frames=settings.max_frames,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        layout_s_per_megapixel=settings.layout_s_per_megapixel or None,
+    )
+
+
 def create_backend(settings: ModelSettings) -> Backend:
     """The Tesseract binding named by `settings.engine`."""
-    if settings.engine == "pytesseract":
-        return PytesseractBackend(settings.tessdata_dir)
-    return TesserocrBackend(
-        settings.tessdata_dir, layout_s_per_megapixel=settings.layout_s_per_megapixel or None
-    )
+    return engine_spec(settings).build_backend()
 
 
 def default_options(settings: ModelSettings) -> OcrOptions:
@@ -47,20 +57,36 @@ def default_options(settings: ModelSettings) -> OcrOptions:
     )
 
 
-def create_pool(settings: ModelSettings, backend: Backend) -> EnginePool:
-    """The engine on its worker threads; the default options must be usable here."""
-    engine = OcrEngine(
-        backend,
-        max_pixels=settings.max_image_pixels,
-        max_frames=settings.max_frames,
-        max_jpeg_scans=settings.max_jpeg_scans,
-        max_decoded_bytes=settings.max_decoded_bytes,
-    )
+def create_pool(
+    settings: ModelSettings,
+    backend: Backend | None = None,
+    on_worker_stop: Callable[[str], None] | None = None,
+) -> EnginePool:
+    """The engine on its workers; the default options must be usable here.
+
+    Workers are processes building their engine from the settings (`worker_mode=process`),
+    or threads sharing one engine: always when a `backend` object is given, since an object
+    cannot be handed to another process.
+    """
+    spec = engine_spec(settings)
+    engine = spec.build(backend)
     defaults = default_options(settings)
     defaults.validate(engine.languages)
     workers = settings.workers or available_cpus()
-    logger.info("OCR engine %s with %d worker threads", backend.name, workers)
-    return EnginePool(engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue)
+    runner: Workers | None = None
+    if backend is None and settings.worker_mode == "process":
+        runner = ProcessWorkers(
+            spec,
+            workers,
+            defaults,
+            memory_limit_bytes=settings.worker_memory_bytes or None,
+            on_stop=on_worker_stop,
+        )
+    kind = "processes" if runner else "threads"
+    logger.info("OCR engine %s with %d worker %s", engine.backend.name, workers, kind)
+    return EnginePool(
+        engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue, runner=runner
+    )
 
 
 def create_cache(settings: ModelSettings) -> ResultCache | None:
@@ -80,12 +106,14 @@ def create_model(
 
     `metrics` default to a registry of their own; `backend` to the one `settings.engine` names.
     """
-    pool = create_pool(settings, backend or create_backend(settings))
+    metrics = metrics or ModelMetrics(CollectorRegistry())
+    stops = metrics.worker_stops
+    pool = create_pool(settings, backend, lambda reason: stops.labels(reason).inc())
     return OcrModel(
         settings.model_name,
         pool,
         default_options(settings),
-        metrics or ModelMetrics(CollectorRegistry()),
+        metrics,
         settings.max_request_s,
         cache=create_cache(settings),
     )

@@ -68,7 +68,15 @@ class ModelMetrics:
         )
         self.workers = Gauge(
             "ocr_engine_workers",
-            "Engine worker threads (OCR_MODEL_WORKERS, or one per available core when 0).",
+            "Engine workers (OCR_MODEL_WORKERS, or one per available core when 0).",
+            registry=registry,
+        )
+        self.worker_stops = Counter(
+            "ocr_engine_worker_stops",
+            "Engine worker processes stopped and restarted, by reason: deadline (still busy "
+            "past its page's deadline), memory (over OCR_MODEL_WORKER_MEMORY_BYTES), lost "
+            "(died or failed on its own).",
+            ["reason"],
             registry=registry,
         )
         self.image_pixels = Histogram(

@@ -43,7 +43,23 @@ class ModelSettings(BaseSettings):
     """OCR backend: tesserocr (in-process, default) or pytesseract (Tesseract CLI per image)."""
 
     workers: int = Field(default=0, ge=0, le=256)
-    """Engine worker threads; 0 means one per CPU available to the process (cgroup aware)."""
+    """Engine workers; 0 means one per CPU available to the process (cgroup aware)."""
+
+    worker_mode: Literal["process", "thread"] = "process"
+    """`process` (default): each worker is a process of its own, stopped (and restarted, ~0.3 s)
+    when it is still busy half a second past its page's deadline or over
+    `worker_memory_bytes`, whatever it is doing: decoding, layout analysis, recognition.
+    `thread`: workers are threads of the server; Tesseract stops recognition at the deadline
+    but nothing stops a decoder or its layout analysis (debugging, or where processes cannot
+    be forked)."""
+
+    worker_memory_bytes: int = Field(default=0, ge=0)
+    """Most resident memory one worker process may use (sampled every 50 ms); a worker over it
+    is stopped and its page refused as too big (400/INVALID_ARGUMENT). 0 (default): no limit.
+    Set it so that workers x this + ~200 MiB for the server stays under the container's memory
+    limit (the chart does). A worker holds ~100 MiB idle (much of it shared with the others);
+    a dense 9 MP page (300 dpi A4) peaks at ~185 MiB in gray, ~270 MiB in colour, a dense
+    36 MP gray page at ~440 MiB (Tesseract takes ~9 bytes a pixel in gray, ~19 in colour)."""
 
     tessdata_dir: Path = _DEBIAN_TESSDATA
     """Directory of `<lang>.traineddata` files (Debian: /usr/share/tesseract-ocr/5/tessdata)."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) a local Kubernetes cluster and hand it to Argo CD: minikube by default, kind
 # with --kind. Installs Argo CD (argo/argo-cd chart, pinned), builds the ocr-gateway and
-# ocr-model images into the cluster, creates the Grafana admin Secret and the model token Secret
-# (random, never in Git), then applies the ocr-platform AppProject and the root Application (argocd/apps); Argo CD
+# ocr-model images into the cluster, creates the Grafana admin Secret, the model token Secret and
+# the gateway's key id Secret (random, never in Git), then applies the ocr-platform AppProject and the root Application (argocd/apps); Argo CD
 # syncs the monitoring stack (wave 0) and the platform (wave 1) from the Git remote. Re-running
 # changes nothing that is already right.
 #
@@ -38,6 +38,9 @@ APP_NAMESPACE="ocr-platform"
 # model.auth.existingSecret of the environments: the token the gateway sends and the model
 # requires (key `token`).
 MODEL_TOKEN_SECRET="ocr-model-token"
+# gateway.keyIdSecret.existingSecret of the environments: the HMAC secret of the gateway's key ids
+# (key `secret`), the same on every replica.
+KEY_ID_SECRET="ocr-gateway-key-id"
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 log() { printf '==> %s\n' "$*" >&2; }
@@ -249,6 +252,15 @@ else
   head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n' |
     kc -n "$APP_NAMESPACE" create secret generic "$MODEL_TOKEN_SECRET" \
       --from-file=token=/dev/stdin >/dev/null
+fi
+# The gateway's key id secret, for the same reasons. Rotate: delete it, re-run, restart the gateway.
+if kc -n "$APP_NAMESPACE" get secret "$KEY_ID_SECRET" >/dev/null 2>&1; then
+  log "keeping Secret $APP_NAMESPACE/$KEY_ID_SECRET"
+else
+  log "creating Secret $APP_NAMESPACE/$KEY_ID_SECRET with a random key id secret"
+  head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n' |
+    kc -n "$APP_NAMESPACE" create secret generic "$KEY_ID_SECRET" \
+      --from-file=secret=/dev/stdin >/dev/null
 fi
 
 # --- AppProject and root Application --------------------------------------------------------------

@@ -4,10 +4,13 @@ from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_l
 from .cache import ResultCache
 from .engine import OcrEngine, PageRead
 from .pool import EnginePool, available_cpus
+from .spec import EngineSpec
 from .types import (
     EngineBusyError,
     EngineInputError,
+    EngineMemoryError,
     EngineTimeoutError,
+    EngineWorkerLostError,
     InvalidImageError,
     InvalidOptionError,
     OcrOptions,
@@ -16,13 +19,17 @@ from .types import (
     StageTimings,
     Word,
 )
+from .workers import ProcessWorkers, ThreadWorkers, Workers
 
 __all__ = [
     "Backend",
     "EngineBusyError",
     "EngineInputError",
+    "EngineMemoryError",
     "EnginePool",
+    "EngineSpec",
     "EngineTimeoutError",
+    "EngineWorkerLostError",
     "InvalidImageError",
     "InvalidOptionError",
     "OcrEngine",
@@ -30,11 +37,14 @@ __all__ = [
     "OcrResult",
     "Orientation",
     "PageRead",
+    "ProcessWorkers",
     "PytesseractBackend",
     "ResultCache",
     "StageTimings",
     "TesserocrBackend",
+    "ThreadWorkers",
     "Word",
+    "Workers",
     "available_cpus",
     "installed_languages",
 ]

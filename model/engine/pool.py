@@ -1,23 +1,22 @@
-"""Run the engine on a pool of worker threads so OCR never blocks the event loop.
+"""Admit OCR requests to the engine's workers so OCR never blocks the event loop.
 
-Tesseract releases the GIL while it recognises, so threads use every core; one thread per
-available CPU (cgroup quota and affinity aware) keeps each core busy without oversubscribing.
+One worker per available CPU (cgroup quota and affinity aware) keeps each core busy without
+oversubscribing; the workers are processes the pool can stop at a deadline, or threads (see
+`workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from .engine import OcrEngine, PageRead
-from .types import EngineBusyError, EngineTimeoutError, OcrOptions, OcrResult
+from .types import EngineBusyError, OcrOptions, OcrResult
+from .workers import Job, ThreadWorkers, Workers
 
 
 def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
@@ -47,40 +46,40 @@ def _cgroup_quota(root: Path) -> float | None:
 
 
 class EnginePool:
-    """A fixed set of worker threads, each with its own warmed-up Tesseract state.
+    """Admission in front of a set of engine workers, each with its own warmed-up Tesseract.
 
     At most `workers + max_queue` requests are inside the pool; one more is refused at once with
     EngineBusyError instead of piling up. Each request has a time budget: it expires while
-    queued, or Tesseract stops at it; a cancelled caller's queued work is dropped.
+    queued, or Tesseract stops at it (and a worker process still busy just after it is
+    stopped); a cancelled caller's queued work is dropped. `engine` answers in this process
+    what needs no worker (installed languages, option checks); without `runner` the workers
+    are threads running that same engine.
     """
 
     def __init__(
-        self, engine: OcrEngine, workers: int, warm_options: OcrOptions, max_queue: int = 8
+        self,
+        engine: OcrEngine,
+        workers: int,
+        warm_options: OcrOptions,
+        max_queue: int = 8,
+        *,
+        runner: Workers | None = None,
     ) -> None:
         self.engine = engine
-        self.workers = workers
-        self.capacity = workers + max_queue
-        self._warm_options = warm_options
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-engine")
+        self.runner = runner or ThreadWorkers(engine, workers, warm_options)
+        self.workers = self.runner.count
+        self.capacity = self.workers + max_queue
         self._lock = threading.Lock()
         self._pending = 0
 
     def warm(self, timeout_s: float = 120.0) -> None:
         """Start every worker and load the default model in each (blocks until done)."""
-        # The barrier holds each task until all have started, so each lands on its own thread.
-        barrier = threading.Barrier(self.workers)
-
-        def warm_one() -> None:
-            barrier.wait(timeout_s)
-            self.engine.backend.warm(self._warm_options)
-
-        for future in [self._executor.submit(warm_one) for _ in range(self.workers)]:
-            future.result(timeout_s)
+        self.runner.warm(timeout_s)
 
     async def recognize(
         self, data: bytes, options: OcrOptions, timeout_s: float | None = None
     ) -> OcrResult:
-        """OCR `data` on a worker thread within `timeout_s`; see `read`."""
+        """OCR `data` on a worker within `timeout_s`; see `read`."""
         return (await self.read(data, options, timeout_s)).result
 
     async def read(
@@ -91,12 +90,13 @@ class EnginePool:
         *,
         keep_image: bool = False,
     ) -> PageRead:
-        """OCR `data` on a worker thread within `timeout_s` (timings include the queue wait),
+        """OCR `data` on a worker within `timeout_s` (timings include the queue wait),
         keeping the upright page image that was read when `keep_image`.
 
         The caller's context (its trace span) goes with the work, so stage spans nest under it.
         Raises EngineBusyError when the pool is full and EngineTimeoutError when time runs out.
         """
+        options.validate(self.engine.languages)  # refused here, before it takes a place
         with self._lock:
             if self._pending >= self.capacity:
                 raise EngineBusyError(
@@ -104,23 +104,10 @@ class EnginePool:
                     "requests are queued; retry shortly"
                 )
             self._pending += 1
-        submitted = time.perf_counter()
+        submitted = time.monotonic()
         deadline = None if timeout_s is None else submitted + timeout_s
-        context = contextvars.copy_context()
-
-        def work() -> PageRead:
-            started = time.perf_counter()
-            remaining = None if deadline is None else deadline - started
-            if remaining is not None and remaining <= 0:
-                raise EngineTimeoutError("the request's time ran out while it waited for a worker")
-            page: PageRead = context.run(
-                self.engine.read, data, options, remaining, keep_image=keep_image
-            )
-            result = page.result
-            timings = replace(result.timings, queue_s=started - submitted)
-            return replace(page, result=replace(result, timings=timings))
-
-        future = self._executor.submit(work)
+        job = Job(data, options, deadline, keep_image, submitted)
+        future = self.runner.submit(job)
         # Counted down when the work ends or is dropped, not when the caller stops waiting.
         future.add_done_callback(self._release)
         # Cancelling the awaiting task cancels the future: queued work never runs.
@@ -132,4 +119,4 @@ class EnginePool:
 
     def close(self, wait: bool = True) -> None:
         """Stop accepting work; queued work still finishes. With `wait`, block until it has."""
-        self._executor.shutdown(wait=wait, cancel_futures=False)
+        self.runner.close(wait)

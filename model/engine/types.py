@@ -47,6 +47,14 @@ class EngineTimeoutError(RuntimeError):
     """The request's time ran out while it waited or while Tesseract worked on it."""
 
 
+class EngineMemoryError(InvalidImageError):
+    """Reading the page took more memory than a worker may use: the page is refused."""
+
+
+class EngineWorkerLostError(RuntimeError):
+    """The worker reading the page died or failed unexpectedly (it is restarted)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OcrOptions:
     """How to recognise one image."""

@@ -124,6 +124,23 @@ OCR_MODEL_AUTH_TOKEN): the same Secret and key for both, never a literal value.
       key: {{ .context.Values.model.auth.existingSecretKey | quote }}
 {{- end }}
 
+{{/* Secret of the gateway's key id secret: gateway.keyIdSecret.existingSecret, else the chart's own. */}}
+{{- define "ocr-platform.keyIdSecretName" -}}
+{{- default (printf "%s-key-id" (include "ocr-platform.componentName" (dict "context" . "component" "gateway"))) .Values.gateway.keyIdSecret.existingSecret }}
+{{- end }}
+
+{{/*
+OCR_GATEWAY_KEY_ID_SECRET of the gateway container: the HMAC secret naming API keys in the logs
+and tenants in the model's cache, the same on every replica; never a literal value.
+*/}}
+{{- define "ocr-platform.keyIdSecretEnv" -}}
+- name: OCR_GATEWAY_KEY_ID_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ocr-platform.keyIdSecretName" . | quote }}
+      key: {{ .Values.gateway.keyIdSecret.existingSecretKey | quote }}
+{{- end }}
+
 {{/* Whether the InferenceService runs as a plain Deployment + HPA (Standard, legacy RawDeployment). */}}
 {{- define "ocr-platform.isvcStandard" -}}
 {{- if has .Values.model.inferenceService.deploymentMode (list "Standard" "RawDeployment") }}true{{ end }}
@@ -281,6 +298,13 @@ lifecycle:
 {{- if and $gateway.apiKeys.existingSecret $gateway.apiKeys.plaintext }}
 {{- fail "set gateway.apiKeys.existingSecret or gateway.apiKeys.plaintext, not both" }}
 {{- end }}
+{{- $np := .Values.networkPolicy }}
+{{- $gatewayOpen := not (and $np.enabled (or $np.gateway.from $np.gateway.ingressControllerNamespace)) }}
+{{- range $gateway.trustedProxies }}
+{{- if and $gatewayOpen (has . (list "*" "0.0.0.0/0" "::/0")) }}
+{{- fail (printf "gateway.trustedProxies: %s trusts every address while any pod may reach the gateway, so any client could pick its address with X-Forwarded-For; list the ingress controller's CIDR, or narrow networkPolicy.gateway (ingressControllerNamespace or from)" .) }}
+{{- end }}
+{{- end }}
 {{- range $gateway.ingress.paths }}
 {{- $path := trimSuffix "/" .path }}
 {{- if or (eq $path "/metrics") (hasPrefix "/metrics/" $path) (and (ne .pathType "Exact") (hasPrefix $path "/metrics")) }}
@@ -307,6 +331,8 @@ lifecycle:
   value: "8081"
 - name: OCR_MODEL_WORKERS
   value: {{ .Values.model.workers | quote }}
+- name: OCR_MODEL_WORKER_MEMORY_BYTES
+  value: {{ .Values.model.workerMemoryBytes | int64 | quote }}
 - name: OCR_MODEL_GRACE_PERIOD_S
   value: {{ .Values.model.gracePeriodSeconds | quote }}
 - name: OCR_MODEL_MAX_CONNECTION_AGE_S

@@ -630,6 +630,92 @@ def test_the_model_token_secret_is_documented() -> None:
         assert "rollout restart" in text
 
 
+#: The gateway's key id secret: the HMAC secret naming API keys in logs and tenants in the cache.
+KEY_ID_VARIABLE: Final = "OCR_GATEWAY_KEY_ID_SECRET"
+#: The name of that Secret in every environment (a name, not a secret).
+KEY_ID_SECRET: Final = "ocr-gateway-key-id"  # noqa: S105
+#: How an operator makes it by hand (README, chart README, production values): through stdin.
+KEY_ID_COMMAND: Final = "create secret generic ocr-gateway-key-id --from-file=secret=/dev/stdin"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_the_gateway_reads_the_key_id_secret_from_an_existing_secret(
+    renderer: Renderer, environment: str
+) -> None:
+    """Like the model token: a Secret the chart generated would change at every render of
+    Argo CD's, so every environment names one made out of band, by secretKeyRef, never a value."""
+    docs = renderer.render(environment, PLATFORM_APP)
+    assert not [doc for doc in docs if doc["kind"] == "Secret"]
+    values_file = ENVIRONMENTS / environment / "values.yaml"
+    secret = load_yaml(values_file)["gateway"]["keyIdSecret"]["existingSecret"]
+    assert secret == KEY_ID_SECRET
+    entries = [
+        e
+        for e in platform_container(docs, "ocr-platform-gateway")["env"]
+        if e["name"] == KEY_ID_VARIABLE
+    ]
+    assert entries == [
+        {"name": KEY_ID_VARIABLE, "valueFrom": {"secretKeyRef": {"name": secret, "key": "secret"}}}
+    ]
+    # Documented in the environment's list of Secrets made out of band.
+    assert values_file.read_text(encoding="utf-8").count(secret) >= 2
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_the_bootstrap_script_creates_the_key_id_secret(
+    renderer: Renderer, environment: str
+) -> None:
+    """Random, through stdin, only when missing, in the platform's namespace, before the root
+    Application is applied (the gateway pods wait for it)."""
+    secret = load_yaml(ENVIRONMENTS / environment / "values.yaml")["gateway"]["keyIdSecret"][
+        "existingSecret"
+    ]
+    script = BOOTSTRAP_SCRIPT.read_text(encoding="utf-8")
+    assert f'KEY_ID_SECRET="{secret}"' in script
+    assert f'APP_NAMESPACE="{destination(renderer, environment, PLATFORM_APP)}"' in script
+    create = script.index('create secret generic "$KEY_ID_SECRET"')
+    assert script.index('get secret "$KEY_ID_SECRET"') < create
+    assert "--from-file=secret=/dev/stdin" in script[create : create + 200]
+    assert "/dev/urandom" in script[create - 300 : create]
+    assert create < script.index("--show-only templates/root.yaml")
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+def test_the_gateway_trusts_the_ingress_controller_only_behind_an_ingress(
+    renderer: Renderer, environment: str
+) -> None:
+    """Behind the Ingress every client arrives from the controller's pods: the environment
+    names their CIDR (else all clients share one address for the failed-key throttle). Without
+    an Ingress no proxy is trusted and the variable is not set at all."""
+    overrides = load_yaml(ENVIRONMENTS / environment / "values.yaml")["gateway"]
+    docs = renderer.render(environment, PLATFORM_APP)
+    env = {e["name"]: e for e in platform_container(docs, "ocr-platform-gateway")["env"]}
+    if overrides.get("ingress", {}).get("enabled"):
+        proxies = overrides["trustedProxies"]
+        assert proxies
+        assert env["OCR_GATEWAY_TRUSTED_PROXIES"] == {
+            "name": "OCR_GATEWAY_TRUSTED_PROXIES",
+            "value": ",".join(proxies),
+        }
+    else:
+        assert "trustedProxies" not in overrides
+        assert "OCR_GATEWAY_TRUSTED_PROXIES" not in env
+
+
+def test_the_key_id_secret_and_trusted_proxies_are_documented() -> None:
+    readme = README.read_text(encoding="utf-8")
+    deploy = readme.split("\n## Deploy it\n", 1)[1].split("\n## ", 1)[0]
+    chart_readme = (ROOT / "helm" / "ocr-platform" / "README.md").read_text(encoding="utf-8")
+    production = (ENVIRONMENTS / "production" / "values.yaml").read_text(encoding="utf-8")
+    for text in (deploy, chart_readme, production):
+        assert "ocr-gateway-key-id" in text
+        assert KEY_ID_COMMAND in text
+        assert "trustedProxies" in text
+    for text in (deploy, chart_readme):
+        assert KEY_ID_VARIABLE in text
+        assert "OCR_GATEWAY_TRUSTED_PROXIES" in text
+
+
 # --- the routing helper itself -------------------------------------------------------------------
 
 

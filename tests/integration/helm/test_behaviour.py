@@ -598,6 +598,8 @@ def test_extra_env_is_added(helm: Helm) -> None:
                 "Network policies: the model's ports take the gateway (gRPC 8081) and Prometheus",
                 "Model token: Secret ocr-platform-model-token, key token (random, made by",
                 "rollout restart deployment ocr-platform-gateway ocr-platform-model",
+                "Secret ocr-platform-gateway-key-id, key secret (random, made by the chart",
+                "Trusted proxies: none, the client address is the connection's peer.\n",
             ],
         ),
         ("minimal", ["NodePort 30001", ":30001"]),
@@ -609,6 +611,8 @@ def test_extra_env_is_added(helm: Helm) -> None:
                 "API keys are on",
                 "kubectl -n ocr get secret ocr-gateway-api-keys",
                 "Model token: Secret ocr-model-token, key token (made out of band)",
+                "Secret ocr-gateway-key-id, key secret (made out of band)",
+                "Trusted proxies: X-Forwarded-For is believed from 10.244.0.0/16 only.",
             ],
         ),
         (

@@ -1,5 +1,6 @@
-"""Hardening by default: NetworkPolicies around the model server and the gateway, and the model's
-bearer token in both containers from one Secret, in every scenario.
+"""Hardening by default: NetworkPolicies around the model server and the gateway, the model's
+bearer token in both containers from one Secret, the gateway's key id secret from a Secret, and
+proxies trusted only when named, in every scenario.
 
 What the policies let through is worked out by Kubernetes' rules (tests/support/network_policy.py)
 for pods as the cluster runs them: the chart's own, kube-prometheus-stack's Prometheus, CoreDNS,
@@ -14,7 +15,8 @@ import string
 import pytest
 import yaml
 
-from gateway.settings import GatewaySettings
+from gateway.__main__ import proxy_options
+from gateway.settings import MIN_KEY_CHARS, GatewaySettings
 from tests.integration.helm.chart import (
     ALL_SCENARIOS,
     CHART,
@@ -44,6 +46,11 @@ TEST = f"{RELEASE}-test"
 GENERATED_SECRET = f"{MODEL}-token"
 #: The variable each container reads the token from: the gateway sends it, the model requires it.
 TOKEN_VARIABLE = {GATEWAY: "OCR_GATEWAY_MODEL_TOKEN", MODEL: "OCR_MODEL_AUTH_TOKEN"}
+#: The chart's own key id Secret, when gateway.keyIdSecret.existingSecret is empty.
+GENERATED_KEY_ID_SECRET = f"{GATEWAY}-key-id"
+KEY_ID_VARIABLE = "OCR_GATEWAY_KEY_ID_SECRET"
+KEY_ID_TEMPLATE = "templates/gateway-key-id-secret.yaml"
+PROXIES_VARIABLE = "OCR_GATEWAY_TRUSTED_PROXIES"
 REST, GRPC, API = 8080, 8081, 8001
 #: kube-prometheus-stack's Prometheus pod in `monitoring` (labels prometheus-operator sets).
 PROMETHEUS = Pod(
@@ -125,6 +132,14 @@ def env_entry(doc: Manifest, name: str) -> Manifest:
 
 def decoded_token(secret: Manifest, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
+
+
+def secrets_named(rendered: Rendered, name: str) -> list[Manifest]:
+    return [s for s in rendered.kind("Secret") if s["metadata"]["name"] == name]
+
+
+def gateway_env_names(rendered: Rendered) -> list[str]:
+    return [e["name"] for e in container(workload(rendered, GATEWAY)).get("env", [])]
 
 
 # --- NetworkPolicies --------------------------------------------------------------------------
@@ -372,12 +387,11 @@ def test_the_chart_makes_the_token_secret_only_without_an_existing_one(
 ) -> None:
     rendered = rendered_all[scenario.name]
     auth = values(scenario)["model"]["auth"]
-    secrets = rendered.kind("Secret")
     if auth["existingSecret"]:
-        assert secrets == [], "an existing Secret is only referred to"
+        assert secrets_named(rendered, auth["existingSecret"]) == [], "only referred to"
+        assert secrets_named(rendered, GENERATED_SECRET) == []
         return
-    (secret,) = secrets
-    assert secret["metadata"]["name"] == GENERATED_SECRET
+    (secret,) = secrets_named(rendered, GENERATED_SECRET)
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert secret["type"] == "Opaque"
     assert list(secret["data"]) == [auth["existingSecretKey"]]
@@ -401,7 +415,7 @@ def test_a_render_without_a_cluster_makes_a_random_32_character_token(helm: Helm
 
 def test_the_token_key_is_configurable(helm: Helm) -> None:
     rendered = helm.render(Scenario("token-key", sets=("model.auth.existingSecretKey=bearer",)))
-    (secret,) = rendered.kind("Secret")
+    (secret,) = secrets_named(rendered, GENERATED_SECRET)
     assert len(decoded_token(secret, "bearer")) == 32
     for name, variable in TOKEN_VARIABLE.items():
         reference = env_entry(workload(rendered, name), variable)["valueFrom"]["secretKeyRef"]
@@ -428,3 +442,185 @@ def test_the_secret_reuses_the_token_in_the_cluster() -> None:
     template = (CHART / "templates" / "model-token-secret.yaml").read_text()
     assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
     assert "randAlphaNum 32" in template
+
+
+# --- the key id secret --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_the_gateway_reads_the_key_id_secret_from_a_secret(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    """OCR_GATEWAY_KEY_ID_SECRET by secretKeyRef, never a literal value: the chart's own Secret
+    or gateway.keyIdSecret.existingSecret, the same on every replica."""
+    rendered = rendered_all[scenario.name]
+    settings = values(scenario)["gateway"]["keyIdSecret"]
+    entry = env_entry(workload(rendered, GATEWAY), KEY_ID_VARIABLE)
+    assert entry == {
+        "name": KEY_ID_VARIABLE,
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": settings["existingSecret"] or GENERATED_KEY_ID_SECRET,
+                "key": settings["existingSecretKey"],
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_the_chart_makes_the_key_id_secret_only_without_an_existing_one(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    rendered = rendered_all[scenario.name]
+    settings = values(scenario)["gateway"]["keyIdSecret"]
+    if settings["existingSecret"]:
+        assert secrets_named(rendered, settings["existingSecret"]) == [], "only referred to"
+        assert secrets_named(rendered, GENERATED_KEY_ID_SECRET) == []
+        return
+    (secret,) = secrets_named(rendered, GENERATED_KEY_ID_SECRET)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
+    assert secret["type"] == "Opaque"
+    assert list(secret["data"]) == [settings["existingSecretKey"]]
+    value = decoded_token(secret, settings["existingSecretKey"])
+    assert len(value) == 32
+    assert set(value) <= set(string.ascii_letters + string.digits)
+
+
+def test_an_existing_key_id_secret_and_key_are_referred_to(helm: Helm) -> None:
+    """gateway.keyIdSecret.existingSecret / existingSecretKey: a secretKeyRef to that Secret and
+    key, and no Secret of the chart's for it (the model token's own Secret is unaffected)."""
+    rendered = helm.render(
+        Scenario(
+            "key-id-existing",
+            sets=(
+                "gateway.keyIdSecret.existingSecret=ocr-gateway-key-id",
+                "gateway.keyIdSecret.existingSecretKey=hmac",
+            ),
+        )
+    )
+    reference = env_entry(workload(rendered, GATEWAY), KEY_ID_VARIABLE)["valueFrom"]
+    assert reference == {"secretKeyRef": {"name": "ocr-gateway-key-id", "key": "hmac"}}
+    names = [s["metadata"]["name"] for s in rendered.kind("Secret")]
+    assert names == [GENERATED_SECRET]
+
+
+def test_the_key_id_secret_key_is_configurable(helm: Helm) -> None:
+    rendered = helm.render(
+        Scenario("key-id-key", sets=("gateway.keyIdSecret.existingSecretKey=hmac",))
+    )
+    (secret,) = secrets_named(rendered, GENERATED_KEY_ID_SECRET)
+    assert len(decoded_token(secret, "hmac")) == 32
+    reference = env_entry(workload(rendered, GATEWAY), KEY_ID_VARIABLE)["valueFrom"]
+    assert reference == {"secretKeyRef": {"name": GENERATED_KEY_ID_SECRET, "key": "hmac"}}
+
+
+def test_the_gateway_accepts_the_key_id_secret_the_chart_generates(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variable the chart sets is the gateway's setting, and the generated secret passes
+    its length check; two renders without a cluster make two different secrets."""
+    generated = []
+    for _ in range(2):
+        result = helm.template("--show-only", KEY_ID_TEMPLATE)
+        assert result.returncode == 0, result.stderr
+        generated.append(decoded_token(yaml.safe_load(result.stdout), "secret"))
+    assert generated[0] != generated[1]
+    monkeypatch.setenv(KEY_ID_VARIABLE, generated[0])
+    secret = GatewaySettings().key_id_secret.get_secret_value()
+    assert secret == generated[0]
+    assert len(secret) >= MIN_KEY_CHARS
+
+
+def test_the_key_id_secret_reuses_the_one_in_the_cluster() -> None:
+    """An upgrade keeps the secret (and so every key's id): the template looks the Secret up
+    before generating one (read, as for the model token: no cluster here)."""
+    template = (CHART / KEY_ID_TEMPLATE).read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
+    assert "randAlphaNum 32" in template
+    assert "helm.sh/resource-policy: keep" in template
+
+
+# --- trusted proxies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_trusted_proxies_are_rendered_only_when_set(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    """Unset by default (the gateway then trusts no proxy); ci/production-values.yaml names its
+    ingress controller's pod CIDR."""
+    rendered = rendered_all[scenario.name]
+    proxies = values(scenario)["gateway"]["trustedProxies"]
+    if not proxies:
+        assert PROXIES_VARIABLE not in gateway_env_names(rendered)
+        return
+    entry = env_entry(workload(rendered, GATEWAY), PROXIES_VARIABLE)
+    assert entry == {"name": PROXIES_VARIABLE, "value": ",".join(proxies)}
+
+
+def test_no_proxy_is_trusted_by_default(rendered_all: dict[str, Rendered]) -> None:
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert defaults["gateway"]["trustedProxies"] == []
+    for name in ("default", "minimal", "inferenceservice"):
+        assert PROXIES_VARIABLE not in gateway_env_names(rendered_all[name]), name
+
+
+def test_trusted_proxies_reach_the_gateway_as_it_parses_them(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rendered value is what the gateway's setting parses (comma-separated), and it turns
+    uvicorn's proxy headers on for those addresses only."""
+    proxies = ["10.244.0.0/16", "fd00::/8", "192.168.49.2"]
+    rendered = helm.render(
+        Scenario("proxies", sets=(f"gateway.trustedProxies={{{','.join(proxies)}}}",))
+    )
+    value = env_entry(workload(rendered, GATEWAY), PROXIES_VARIABLE)["value"]
+    monkeypatch.setenv(PROXIES_VARIABLE, value)
+    settings = GatewaySettings()
+    assert settings.trusted_proxies == proxies
+    assert proxy_options(settings) == {"proxy_headers": True, "forwarded_allow_ips": proxies}
+    monkeypatch.delenv(PROXIES_VARIABLE)
+    assert proxy_options(GatewaySettings()) == {"proxy_headers": False, "forwarded_allow_ips": []}
+
+
+@pytest.mark.parametrize("everyone", ["*", "0.0.0.0/0", "::/0"])
+def test_trusting_every_address_needs_a_narrowed_gateway_policy(helm: Helm, everyone: str) -> None:
+    """Trusting every address while any pod reaches the gateway lets any client pick its
+    address with a header: refused unless only the ingress controller (or
+    networkPolicy.gateway.from) reaches port 8001, with the policies on."""
+    trust = f"gateway.trustedProxies={{{everyone}}}"
+    narrowed = "networkPolicy.gateway.ingressControllerNamespace=ingress-nginx"
+    for sets in ((trust,), (trust, narrowed, "networkPolicy.enabled=false")):
+        result = helm.template(*[arg for item in sets for arg in ("--set", item)])
+        assert result.returncode != 0, sets
+        assert "gateway.trustedProxies" in result.stderr, result.stderr
+    rendered = helm.render(Scenario("trust-all-narrowed", sets=(trust, narrowed)))
+    assert env_entry(workload(rendered, GATEWAY), PROXIES_VARIABLE)["value"] == everyone
+
+
+#: What the model's serving process (KServe, gRPC, no Tesseract) holds beside its workers.
+SERVING_PROCESS_BYTES = 200 * 2**20
+_BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def _bytes(quantity: str) -> int:
+    for suffix, factor in _BINARY_UNITS.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * factor)
+    return int(quantity)
+
+
+@pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s.name)
+def test_the_worker_memory_limits_keep_the_model_under_its_container_limit(
+    rendered_all: dict[str, Rendered], scenario: Scenario
+) -> None:
+    """Each worker process is stopped over OCR_MODEL_WORKER_MEMORY_BYTES: all of them at their
+    limit, plus the serving process, must fit the container's memory limit."""
+    model = container(workload(rendered_all[scenario.name], MODEL))
+    env = {entry["name"]: entry.get("value") for entry in model["env"]}
+    per_worker = int(env["OCR_MODEL_WORKER_MEMORY_BYTES"])
+    assert per_worker > 0, "every environment limits its workers"
+    workers = int(env["OCR_MODEL_WORKERS"]) or int(model["resources"]["limits"]["cpu"])
+    limit = _bytes(model["resources"]["limits"]["memory"])
+    assert workers * per_worker + SERVING_PROCESS_BYTES <= limit

@@ -48,6 +48,20 @@ def test_template_renders_named_objects(
         ("model.auth.existingSecret=Model_Token", "model/auth/existingSecret"),
         ("model.env.OCR_MODEL_AUTH_TOKEN=t", "invalid propertyName 'OCR_MODEL_AUTH_TOKEN'"),
         ("gateway.env.OCR_GATEWAY_MODEL_TOKEN=t", "invalid propertyName 'OCR_GATEWAY_MODEL_TOKEN'"),
+        # The key id secret: from a Secret only, never through env; proxies only as addresses.
+        ("gateway.keyIdSecret.value=0123456789abcdef", "additional properties 'value' not allowed"),
+        ("gateway.keyIdSecret.existingSecret=Key_Id", "gateway/keyIdSecret/existingSecret"),
+        (
+            "gateway.env.OCR_GATEWAY_KEY_ID_SECRET=0123456789abcdef",
+            "invalid propertyName 'OCR_GATEWAY_KEY_ID_SECRET'",
+        ),
+        (
+            "gateway.env.OCR_GATEWAY_TRUSTED_PROXIES=10.0.0.0/8",
+            "invalid propertyName 'OCR_GATEWAY_TRUSTED_PROXIES'",
+        ),
+        ("gateway.trustedProxies={ingress-nginx}", "gateway/trustedProxies/0"),
+        ("gateway.trustedProxies={10.0.0.0/8\\,10.1.0.0/16}", "gateway/trustedProxies/0"),
+        ("gateway.trustedProxies=10.0.0.0/8", "gateway/trustedProxies"),
         ("networkPolicy.gateway.ingressControllerNamespace=Ingress", "ingressControllerNamespace"),
         ("networkPolicy.dns.to=none", "networkPolicy/dns/to"),
         (
@@ -80,6 +94,7 @@ def test_values_schema_rejects_typos_and_bad_values(
             ["gateway.apiKeys.existingSecret=keys", "gateway.apiKeys.plaintext={k}"],
             "set gateway.apiKeys.existingSecret or gateway.apiKeys.plaintext, not both",
         ),
+        (["gateway.trustedProxies={*}"], "gateway.trustedProxies: * trusts every address"),
         (
             ["gateway.ingress.paths[0].path=/", "gateway.ingress.paths[0].pathType=Prefix"],
             "would publish /metrics",
@@ -124,6 +139,8 @@ def test_contradicting_values_fail_with_a_reason(
         ["gateway.ingress.enabled=true", "gateway.ingress.rootPath=true"],
         ["gateway.apiKeys.existingSecret=ocr-keys", "gateway.apiKeys.existingSecretKey=keys"],
         ["model.auth.existingSecret=ocr-model-token", "model.auth.existingSecretKey=bearer"],
+        ["gateway.keyIdSecret.existingSecret=ocr-gateway-key-id"],
+        ["gateway.trustedProxies={10.244.0.0/16,fd00::/8,192.168.49.2}"],
         ["networkPolicy.gateway.ingressControllerNamespace=ingress-nginx"],
     ],
 )
