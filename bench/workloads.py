@@ -1,7 +1,8 @@
 """The benchmark's images, generated here with Pillow and Debian's DejaVu font (no downloads).
 
 Each workload is one encoded image sent again and again: a single text line, a full page of
-text, and a photo-like JPEG scan (uneven grey background, slight tilt, blur and noise).
+text, and a photo-like JPEG scan (uneven grey background, slight tilt, blur and noise); any of
+them can be skewed, as a page fed askew (the deskew benchmark).
 """
 
 from __future__ import annotations
@@ -78,6 +79,22 @@ def full_page() -> Workload:
         "page.png",
         "image/png",
         *size,
+    )
+
+
+def skewed(workload: Workload, degrees: float = 7.0) -> Workload:
+    """`workload`'s image turned `degrees` counter-clockwise and padded white, as a scanner fed
+    the page askew gives it (PNG, bicubic)."""
+    image = Image.open(io.BytesIO(workload.data))
+    image.load()
+    turned = image.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    return Workload(
+        f"{workload.name}-skewed",
+        f"{workload.description} skewed {degrees:g} degrees ({turned.width}x{turned.height})",
+        _encode(turned, "PNG", optimize=True),
+        f"skewed-{workload.filename.rsplit('.', 1)[0]}.png",
+        "image/png",
+        *turned.size,
     )
 
 

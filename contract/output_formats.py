@@ -19,8 +19,8 @@ class OutputFormat:
     media_type: str
     extension: str
     output: TensorSpec | None
-    """The model output it is written from; None for `json` and `text`, which are built from
-    the default outputs."""
+    """The model output it is written from; None for `json`, `text` and `ndjson`, which are
+    built from the default outputs."""
 
 
 JSON: Final = OutputFormat("json", "application/json", "json", None)
@@ -29,6 +29,8 @@ HOCR_DOCUMENT: Final = OutputFormat("hocr", "text/vnd.hocr+html; charset=utf-8",
 TSV_TABLE: Final = OutputFormat("tsv", "text/tab-separated-values; charset=utf-8", "tsv", TSV)
 ALTO_XML: Final = OutputFormat("alto", "application/alto+xml; charset=utf-8", "alto.xml", ALTO)
 SEARCHABLE_PDF: Final = OutputFormat("pdf", "application/pdf", "pdf", PDF)
+#: JSON lines, one per page as soon as it is read, then a summary line (documents).
+NDJSON_LINES: Final = OutputFormat("ndjson", "application/x-ndjson", "ndjson", None)
 
 #: Every format, `json` (the default) first.
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = (
@@ -38,6 +40,7 @@ OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = (
     TSV_TABLE,
     ALTO_XML,
     SEARCHABLE_PDF,
+    NDJSON_LINES,
 )
 OUTPUT_FORMATS_BY_NAME: Final[Mapping[str, OutputFormat]] = MappingProxyType(
     {f.name: f for f in OUTPUT_FORMATS}

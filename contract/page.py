@@ -3,6 +3,8 @@ gateway's `pages`. Boxes are in the coordinates of the upright page that was rea
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .words import Word
@@ -30,10 +32,23 @@ class PageFacts(BaseModel):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="ignore")
 
-    page: int = Field(description="Page number, from 1.")
+    page: int = Field(description="Page number, from 1: the page of the file that was read.")
+    page_count: int = Field(
+        default=1,
+        description="Pages in the file the model was sent (PDF pages, TIFF or GIF frames); 1 "
+        "for a single image.",
+    )
+    source: Literal["ocr", "pdf"] = Field(
+        default="ocr",
+        description="Where the text comes from: `ocr`, recognised by Tesseract; `pdf`, taken "
+        "from the PDF page's own text.",
+    )
     width: int = Field(description="Width in pixels of the upright page that was read.")
     height: int = Field(description="Height in pixels of the upright page that was read.")
-    dpi: float | None = Field(description="Resolution the file declares, if any.")
+    dpi: float | None = Field(
+        description="Resolution the file declares, if any; for a PDF page, the dpi it was "
+        "rendered at."
+    )
     rotation: int = Field(
         description="Clockwise turn applied to set the page upright: 0/90/180/270."
     )

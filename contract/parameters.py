@@ -57,6 +57,27 @@ PSM: Final = IntParameter(
 OEM: Final = IntParameter(
     "oem", "Tesseract engine mode: 0 legacy, 1 LSTM, 2 both, 3 default.", minimum=0, maximum=3
 )
+#: Named PAGE_NUMBER: `PAGE` is the page-facts output (`contract.tensors`). The maximum only
+#: bounds the integer: a file holds at most the model's frame limit (`OCR_MODEL_MAX_FRAMES`).
+PAGE_NUMBER: Final = IntParameter(
+    "page",
+    "Page to read of a multi-page file (a PDF page, a TIFF or GIF frame), from 1; the file's "
+    "page count, reported as `page_count` in the page facts, is the real bound.",
+    minimum=1,
+    maximum=100_000,
+)
+#: The resolution a PDF page is rendered at when a request sends no `dpi`: Tesseract reads
+#: body text best with capitals of 20-40 px (10-12 pt type at 300 dpi). The bounds: 72 dpi is
+#: one pixel a point (smaller type becomes unreadable below it); 600 dpi makes an A4 page
+#: 35 MP, near the default pixel limit, and gains Tesseract nothing on ordinary type.
+DEFAULT_DPI: Final = 300
+DPI: Final = IntParameter(
+    "dpi",
+    "Resolution a PDF page is rendered at, in dots per inch (images are read at their own "
+    f"pixels). The model's default (`OCR_MODEL_DEFAULT_DPI`, {DEFAULT_DPI}) when unset.",
+    minimum=72,
+    maximum=600,
+)
 #: Who is asking, as an opaque id: the gateway sends an HMAC of the caller's API key (or
 #: address). Not an OCR option: the model keeps cached results apart per tenant, so one caller
 #: never learns from a cache hit what another uploaded. Callers that send none share "".
@@ -102,4 +123,11 @@ DESKEW: Final = BoolParameter(
     default=False,
 )
 
-PARAMETERS: Final = (LANG, PSM, OEM, TENANT, ROTATE, DESKEW)
+PDF_TEXT_ONLY: Final = BoolParameter(
+    "pdf_text_only",
+    "The `pdf` output holds only the invisible text layer, on a page of the same size and no "
+    "page image (Tesseract's `textonly_pdf`): to lay over the original page.",
+    default=False,
+)
+
+PARAMETERS: Final = (LANG, PSM, OEM, TENANT, ROTATE, DESKEW, PAGE_NUMBER, DPI, PDF_TEXT_ONLY)

@@ -19,6 +19,7 @@ class Word(BaseModel):
     top: int = Field(description="Y of the box's top edge.")
     width: int = Field(description="Box width.")
     height: int = Field(description="Box height.")
+    page: int = Field(default=1, description="Page of the document the word is on, from 1.")
     block: int = Field(description="Index of the text block holding the word, from 1.")
     paragraph: int = Field(description="Index of the paragraph within its block, from 1.")
     line: int = Field(description="Index of the line within its block, from 1.")

@@ -131,6 +131,8 @@ class InferenceClient:
         rotate: str | None = None,
         deskew: bool | None = None,
         outputs: Sequence[str] | None = None,
+        dpi: int | None = None,
+        pdf_text_only: bool = False,
         timeout_s: float | None = None,
     ) -> OcrResult:
         """OCR ``image`` on the model; ``timeout_s`` (default ``request_timeout_s``) bounds it all.
@@ -156,6 +158,8 @@ class InferenceClient:
             rotate=rotate,
             deskew=deskew,
             outputs=outputs,
+            dpi=dpi,
+            pdf_text_only=pdf_text_only,
         )
         attempt = 0
         while True:

@@ -80,11 +80,15 @@ def build_infer_request(
     rotate: str | None = None,
     deskew: bool | None = None,
     outputs: Sequence[str] | None = None,
+    dpi: int | None = None,
+    pdf_text_only: bool = False,
 ) -> pb.ModelInferRequest:
     """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``, for
     ``tenant`` (the caller's opaque id: the model caches results per tenant).
 
-    ``rotate`` and ``deskew`` are sent only when given (the model's defaults apply otherwise);
+    ``rotate``, ``deskew`` and ``dpi`` (a PDF page's render resolution) are sent only when given
+    (the model's defaults apply otherwise); ``pdf_text_only`` asks for the ``pdf`` output as a
+    text layer without the page image, to lay over an original PDF page;
     ``outputs`` names the outputs wanted, in the v2 ``outputs`` field (None: the model's
     default outputs, ``contract.DEFAULT_OUTPUTS``).
     """
@@ -99,6 +103,12 @@ def build_infer_request(
         parameters[contract.ROTATE.name] = pb.InferParameter(string_param=rotate)
     if deskew is not None:
         parameters[contract.DESKEW.name] = pb.InferParameter(bool_param=deskew)
+    if dpi is not None:
+        if dpi not in contract.DPI.values:
+            raise ValueError(f"dpi must be within {contract.DPI.minimum}..{contract.DPI.maximum}")
+        parameters[contract.DPI.name] = pb.InferParameter(int64_param=dpi)
+    if pdf_text_only:
+        parameters[contract.PDF_TEXT_ONLY.name] = pb.InferParameter(bool_param=True)
     requested = [] if outputs is None else _checked_output_names(outputs)
     return pb.ModelInferRequest(
         model_name=model_name,

@@ -264,13 +264,13 @@ class GatewayBusyError(GatewayError):
 
 
 class UnsupportedMediaTypeError(GatewayError):
-    """The upload's bytes are not one of the accepted image formats."""
+    """The upload's bytes are not one of the accepted formats (PDF or an image)."""
 
     status = 415
     code = "unsupported_media_type"
 
     def __init__(self, accepted: str) -> None:
-        super().__init__(f"The file is not a supported image; accepted formats: {accepted}.")
+        super().__init__(f"The file is not a supported document or image; accepted: {accepted}.")
 
     @classmethod
     def example(cls) -> Self:
@@ -300,6 +300,64 @@ class TooManyFilesError(GatewayError):
     @classmethod
     def example(cls) -> Self:
         return cls(2)
+
+
+# --- The document --------------------------------------------------------------------------------
+
+
+class TooManyPagesError(GatewayError):
+    """The document has more pages than ``OCR_GATEWAY_MAX_PAGES``."""
+
+    status = 413
+    code = "too_many_pages"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The document has more than {limit} pages, the most one request may send; "
+            "split it and send the parts separately."
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(1000)
+
+
+class UnreadableDocumentError(GatewayError):
+    """The document cannot be read: a damaged, truncated or empty PDF or multi-page TIFF."""
+
+    status = 422
+    code = "unreadable_document"
+
+    def __init__(self, reason: str, *, log_detail: str | None = None) -> None:
+        super().__init__(f"The document cannot be read: {reason}.", log_detail=log_detail)
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("the PDF is damaged or truncated")
+
+
+class EncryptedDocumentError(GatewayError):
+    """The PDF is password-protected: it cannot be opened without its password."""
+
+    status = 422
+    code = "encrypted_document"
+    default_message = "The PDF is password-protected; send it without a password."
+
+
+class UnreadablePageError(GatewayError):
+    """One page cannot be taken out of the document (damaged, or too large to decode)."""
+
+    status = 422
+    code = "unreadable_page"
+
+    def __init__(self, page: int, reason: str, *, log_detail: str | None = None) -> None:
+        super().__init__(f"Page {page} cannot be read: {reason}.", log_detail=log_detail)
+        self.page = page
+        """The page (1-based) that failed."""
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(3, "the page is damaged")
 
 
 # --- The model server ----------------------------------------------------------------------------

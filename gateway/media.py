@@ -1,16 +1,24 @@
-"""Recognise the accepted image formats from their first bytes, never from client headers.
+"""Recognise the accepted formats (PDF and images) from their first bytes, never from headers.
 
 The formats themselves are part of the wire contract (:mod:`contract.formats`).
 """
 
 from typing import Final
 
-from contract import ACCEPTED_FORMAT_NAMES, sniff_image_format
+from contract.formats import (
+    ACCEPTED_DOCUMENT_FORMAT_NAMES,
+    sniff_document_format,
+    sniff_image_format,
+)
 
-ACCEPTED_FORMATS: Final = ACCEPTED_FORMAT_NAMES
+#: "PDF, PNG, JPEG, TIFF, GIF, BMP, WebP".
+ACCEPTED_FORMATS: Final = ACCEPTED_DOCUMENT_FORMAT_NAMES
 
 
 def sniff_image_type(data: bytes) -> str | None:
-    """The media type of ``data`` if it starts like an accepted image format, else None."""
+    """The media type of ``data`` if it starts like an accepted format, else None."""
     image_format = sniff_image_format(data)
-    return None if image_format is None else image_format.media_type
+    if image_format is not None:
+        return image_format.media_type
+    document_format = sniff_document_format(data)
+    return None if document_format is None else document_format.media_type

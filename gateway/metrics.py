@@ -1,4 +1,5 @@
-"""Gateway metrics: HTTP traffic, uploads, in-flight requests and the gRPC hop to the model.
+"""Gateway metrics: HTTP traffic, uploads, documents and their pages, in-flight requests and the
+gRPC hop to the model.
 
 All metrics live in the registry given to `GatewayMetrics` (one per app, none at import time),
 beside the process collector, so `/metrics` shows exactly this process.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import grpc
 import grpc.aio
@@ -18,11 +19,18 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import GatewayError
 from telemetry import exemplar
+
+_R = TypeVar("_R")
 
 #: Request latency buckets (seconds): OCR of a page takes ~0.1-3 s, a line ~20-50 ms.
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UPLOAD_BUCKETS: Final = tuple(float(2**k) for k in range(10, 26, 2))  # 1 KiB .. 32 MiB
+#: Pages read per upload: an image is 1, a document up to MAX_PAGES (200 by default).
+DOCUMENT_PAGE_BUCKETS: Final = tuple(float(2**k) for k in range(9))  # 1 .. 256
+#: One page's read (seconds): ~0.1-3 s at 300 dpi; more behind a busy model queue or retries.
+PAGE_LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Probe and scrape routes stay out of the request metrics (they would drown the traffic).
 UNMEASURED_PATHS: Final = frozenset({"/metrics", "/healthz", "/health", "/readyz"})
 
@@ -64,6 +72,24 @@ class GatewayMetrics:
             "Request body bytes held by requests under way (capped by MAX_INFLIGHT_UPLOAD_BYTES).",
             registry=registry,
         )
+        self.document_pages = Histogram(
+            "ocr_gateway_document_pages",
+            "Pages selected for reading per upload (an image is one page).",
+            buckets=DOCUMENT_PAGE_BUCKETS,
+            registry=registry,
+        )
+        self.pages = Counter(
+            "ocr_gateway_pages",
+            "Pages read on the model, by outcome (ok, or error: the page's entry carries it).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.page_duration = Histogram(
+            "ocr_gateway_page_seconds",
+            "Time to read one page: its split from the upload and its model calls (retries too).",
+            buckets=PAGE_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.upstream_duration = Histogram(
             "ocr_gateway_upstream_duration_seconds",
             "Duration of each gRPC call to the model server (every attempt).",
@@ -77,6 +103,30 @@ class GatewayMetrics:
             ["method", "grpc_code"],
             registry=registry,
         )
+
+
+def measure_pages(
+    read_one: Callable[[int], Awaitable[_R]], metrics: GatewayMetrics
+) -> Callable[[int], Awaitable[_R]]:
+    """`read_one`, each page timed and counted by outcome; a cancelled page (the client left)
+    is neither."""
+
+    async def measured(number: int) -> _R:
+        started = time.perf_counter()
+
+        def record(outcome: str) -> None:
+            metrics.pages.labels(outcome).inc()
+            metrics.page_duration.observe(time.perf_counter() - started, exemplar())
+
+        try:
+            result = await read_one(number)
+        except GatewayError:
+            record("error")
+            raise
+        record("ok")
+        return result
+
+    return measured
 
 
 class MetricsMiddleware:

@@ -17,7 +17,7 @@ from gateway.errors import NotAcceptableError
 
 #: The `format` field's values, spelled out for the type checker and the OpenAPI enum; the
 #: import-time check below holds them to `contract.OUTPUT_FORMATS`.
-FormatName = Literal["json", "text", "hocr", "tsv", "alto", "pdf"]
+FormatName = Literal["json", "text", "hocr", "tsv", "alto", "pdf", "ndjson"]
 #: The `rotate` field's values (`contract.ROTATE.choices`).
 RotateChoice = Literal["none", "auto"]
 
@@ -28,6 +28,7 @@ if get_args(RotateChoice) != contract.ROTATE.choices:
 
 JSON: Final = contract.OUTPUT_FORMATS_BY_NAME["json"]
 TEXT: Final = contract.OUTPUT_FORMATS_BY_NAME["text"]
+NDJSON: Final = contract.OUTPUT_FORMATS_BY_NAME["ndjson"]
 
 #: What the JSON answer is built from: the default outputs and the page facts.
 JSON_OUTPUTS: Final[tuple[str, ...]] = (

@@ -7,11 +7,15 @@ from pydantic import BaseModel, Field
 from contract import PageFacts, PageTimings, Word
 
 __all__ = [
+    "DocumentSummary",
+    "DocumentSummaryLine",
     "ErrorDetail",
     "ErrorResponse",
     "LiveStatus",
     "OcrResponse",
+    "PageError",
     "PageFacts",
+    "PageFailure",
     "PageTimings",
     "ReadyStatus",
     "Timings",
@@ -26,14 +30,35 @@ class Timings(BaseModel):
     model_ms: float = Field(description="Time spent in the gRPC call(s) to the model, in ms.")
 
 
-class OcrResponse(BaseModel):
-    """The text recognised in one uploaded image."""
+class PageError(BaseModel):
+    """Why one page of a document was not read."""
 
-    text: str = Field(description="The full recognised text, lines separated by newlines.")
-    confidence: float = Field(description="Mean word confidence, 0-100; 0 when no word was found.")
-    words: list[Word] = Field(description="Every recognised word with its box.")
-    page_count: int = Field(description="How many pages were read: 1 for an image.")
-    pages: list[PageFacts] = Field(
+    code: str = Field(description="The error's stable code, as in the error table.")
+    message: str = Field(description="Human-readable explanation.")
+
+
+class PageFailure(BaseModel):
+    """A page of a document that could not be read; the rest of the document was."""
+
+    page: int = Field(description="Page number in the document, from 1.")
+    error: PageError
+
+
+class OcrResponse(BaseModel):
+    """The text recognised in one uploaded image or document."""
+
+    text: str = Field(
+        description="The full recognised text, lines separated by newlines, pages by a form "
+        "feed (`\\f`)."
+    )
+    confidence: float = Field(
+        description="Mean word confidence over every page read, 0-100; 0 when no word was found."
+    )
+    words: list[Word] = Field(description="Every recognised word with its box and `page`.")
+    page_count: int = Field(
+        description="Pages in the upload: 1 for an image, the PDF's pages or TIFF's frames."
+    )
+    pages: list[PageFacts | PageFailure] = Field(
         description="What was read on each page, in order: its size, the rotation and deskew "
         "applied, its text, confidence and words (boxes in the upright page's pixels) and the "
         "engine's timings. To map a box back to the upload, undo `skew` (rotate by `-skew` "
@@ -44,6 +69,24 @@ class OcrResponse(BaseModel):
     model_version: str | None = Field(description="Version of the model, when it reports one.")
     request_id: str = Field(description="The request id, also in the X-Request-ID header.")
     timings: Timings
+
+
+class DocumentSummary(BaseModel):
+    """The last line of an NDJSON answer: the document as a whole."""
+
+    page_count: int = Field(description="Pages in the upload.")
+    pages_read: int = Field(description="Pages read successfully.")
+    failed_pages: list[int] = Field(description="Pages whose entry carries an error.")
+    confidence: float = Field(description="Mean word confidence over every page read, 0-100.")
+    model: str = Field(description="Name of the model that answered.")
+    request_id: str = Field(description="The request id, also in the X-Request-ID header.")
+    timings: Timings
+
+
+class DocumentSummaryLine(BaseModel):
+    """The NDJSON summary line, keyed so a reader tells it from the page lines."""
+
+    summary: DocumentSummary
 
 
 class ErrorDetail(BaseModel):

@@ -53,6 +53,19 @@ class GatewaySettings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(gt=0)] = 20 * _MIB
     """Largest accepted image upload, in bytes; larger bodies are refused with 413."""
 
+    max_pages: Annotated[int, Field(ge=1)] = 200
+    """Most pages (PDF pages, TIFF frames) of one document, counted before any page is read;
+    more: 413 ``too_many_pages``."""
+
+    page_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    """Pages of one document read at once (one model call each): enough to keep 2 model pods
+    of 2 workers busy, few enough that single images arriving beside a long document still
+    find a worker soon."""
+
+    document_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    """Longest one document may take; each page call carries the time left (at most
+    ``request_timeout_s``), and pages not read by then get a ``model_timeout`` error entry."""
+
     max_inflight_upload_bytes: Annotated[int, Field(ge=0)] | None = None
     """Request body bytes the gateway receives and holds at once, over all requests (from each
     ``Content-Length``, or counted as a chunked body arrives; released when the request ends).

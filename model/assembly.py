@@ -54,6 +54,7 @@ def default_options(settings: ModelSettings) -> OcrOptions:
         psm=settings.default_psm,
         oem=settings.default_oem,
         rotate=settings.default_rotate,
+        dpi=settings.default_dpi,
     )
 
 

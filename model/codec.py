@@ -4,7 +4,8 @@ Names, datatypes and parameter limits come from :mod:`contract`. The image is th
 input of the request, whatever its name: over gRPC its element arrives in `raw_input_contents`
 (4-byte little-endian length prefix) or in `contents.bytes_contents`; over REST JSON it is a
 base64 string. Each output of `contract.OUTPUTS` has its encoder in `OUTPUT_ENCODERS`; a
-request gets the outputs it lists (`parse_outputs`), or `contract.DEFAULT_OUTPUTS`.
+request gets the outputs it lists (`parse_outputs`), or `contract.DEFAULT_OUTPUTS`, shaped by
+the request's output options (`parse_output_options`: `pdf_text_only`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -210,7 +212,7 @@ def parse_options(parameters: Mapping[str, Any] | None, defaults: OcrOptions) ->
     parameters = parameters or {}
     values = {
         spec.name: _parameter_value(parameters[spec.name])
-        for spec in (contract.LANG, contract.PSM, contract.OEM)
+        for spec in (contract.LANG, contract.PSM, contract.OEM, contract.PAGE_NUMBER, contract.DPI)
         if spec.name in parameters
     }
     lang = values.get(contract.LANG.name, defaults.lang)
@@ -227,7 +229,27 @@ def parse_options(parameters: Mapping[str, Any] | None, defaults: OcrOptions) ->
     oem = _int_option(values, contract.OEM.name, defaults.oem)
     rotate = _choice_option(parameters, contract.ROTATE, defaults.rotate)
     deskew = _bool_option(parameters, contract.DESKEW, defaults.deskew)
-    return OcrOptions(lang=lang, psm=psm, oem=oem, rotate=rotate, deskew=deskew)
+    page = _int_option(values, contract.PAGE_NUMBER.name, defaults.page)
+    dpi = _int_option(values, contract.DPI.name, defaults.dpi)
+    return OcrOptions(lang=lang, psm=psm, oem=oem, rotate=rotate, deskew=deskew, page=page, dpi=dpi)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """How a request wants its outputs written (not how its page is read: see `OcrOptions`)."""
+
+    pdf_text_only: bool = contract.PDF_TEXT_ONLY.default
+    """The `pdf` output holds the invisible text layer alone, no page image."""
+
+
+def parse_output_options(parameters: Mapping[str, Any] | None) -> OutputOptions:
+    """The output options of v2 request parameters; InvalidInput when malformed."""
+    parameters = parameters or {}
+    return OutputOptions(
+        pdf_text_only=_bool_option(
+            parameters, contract.PDF_TEXT_ONLY, contract.PDF_TEXT_ONLY.default
+        )
+    )
 
 
 def parse_tenant(parameters: Mapping[str, Any] | None) -> str:
@@ -357,14 +379,16 @@ def _binary_data_output(request: InferRequest) -> bool:
     return parameters.get("binary_data_output") is True
 
 
-def word_fields(word: Word) -> dict[str, Any]:
-    """A word as the contract names its fields, in the contract's order."""
-    return {field: getattr(word, field) for field in contract.WORD_FIELDS}
+def word_fields(word: Word, page: int = 1) -> dict[str, Any]:
+    """A word of page `page` as the contract names its fields, in the contract's order."""
+    return {
+        field: page if field == "page" else getattr(word, field) for field in contract.WORD_FIELDS
+    }
 
 
 def words_json(result: OcrResult) -> str:
     """The words of a result as the JSON list carried by the `words` output."""
-    return orjson.dumps([word_fields(word) for word in result.words]).decode()
+    return orjson.dumps([word_fields(word, result.page) for word in result.words]).decode()
 
 
 def page_json(page: FormatPage) -> bytes:
@@ -373,6 +397,7 @@ def page_json(page: FormatPage) -> bytes:
     timings = result.timings
     facts = contract.PageFacts(
         page=page.number,
+        page_count=result.page_count,
         width=result.width,
         height=result.height,
         dpi=result.dpi,
@@ -381,7 +406,7 @@ def page_json(page: FormatPage) -> bytes:
         skew=result.skew,
         text=result.text,
         confidence=result.confidence,
-        words=[contract.Word(**word_fields(word)) for word in result.words],
+        words=[contract.Word(**word_fields(word, page.number)) for word in result.words],
         timings=contract.PageTimings(
             queue_s=timings.queue_s,
             decode_s=timings.decode_s,
@@ -394,18 +419,20 @@ def page_json(page: FormatPage) -> bytes:
 
 # Lists, not arrays: KServe sends a numpy array as raw output even when the other outputs go
 # in `contents`, and the protocol forbids mixing the two in one response.
-OUTPUT_ENCODERS: Final[Mapping[str, Callable[[FormatPage], list[Any]]]] = {
-    contract.TEXT.name: lambda page: [page.result.text],
-    contract.CONFIDENCE.name: lambda page: [page.result.confidence],
-    contract.WORDS.name: lambda page: [words_json(page.result)],
-    contract.HOCR.name: lambda page: [hocr_document([page])],
-    contract.TSV.name: lambda page: [tsv_document([page])],
-    contract.ALTO.name: lambda page: [alto_document([page])],
-    contract.PDF.name: lambda page: [pdf_document([page])],
-    contract.PAGE.name: lambda page: [page_json(page)],
+OUTPUT_ENCODERS: Final[Mapping[str, Callable[[FormatPage, OutputOptions], list[Any]]]] = {
+    contract.TEXT.name: lambda page, _: [page.result.text],
+    contract.CONFIDENCE.name: lambda page, _: [page.result.confidence],
+    contract.WORDS.name: lambda page, _: [words_json(page.result)],
+    contract.HOCR.name: lambda page, _: [hocr_document([page])],
+    contract.TSV.name: lambda page, _: [tsv_document([page])],
+    contract.ALTO.name: lambda page, _: [alto_document([page])],
+    contract.PDF.name: lambda page, options: [
+        pdf_document([page], text_only=options.pdf_text_only)
+    ],
+    contract.PAGE.name: lambda page, _: [page_json(page)],
 }
-"""The encoder of each output of `contract.OUTPUTS`: one page in, the tensor's elements out.
-Only the outputs a request wants are encoded."""
+"""The encoder of each output of `contract.OUTPUTS`: one page and the request's output options
+in, the tensor's elements out. Only the outputs a request wants are encoded."""
 
 
 def build_response(
@@ -414,18 +441,23 @@ def build_response(
     model_name: str,
     outputs: Sequence[str] | None = None,
     image: Image.Image | None = None,
+    options: OutputOptions | None = None,
 ) -> InferResponse:
     """A v2 response carrying `outputs` (default: those the request asks for, `parse_outputs`)
-    in the contract's order, read from `result` and, for `pdf`, the upright page `image`;
-    binary outputs when the request came with raw (binary) inputs or asked for them."""
+    in the contract's order, read from `result` and, for `pdf`, the upright page `image`,
+    written as `options` say (default: as the request's parameters say); binary outputs when
+    the request came with raw (binary) inputs or asked for them."""
     wanted = parse_outputs(request) if outputs is None else outputs
-    page = FormatPage(number=1, result=result, image=image)
+    if options is None:
+        options = parse_output_options(request.parameters)
+    # Numbered as the page of the file that was read (page 3 of a TIFF is page 3 in hOCR too).
+    page = FormatPage(number=result.page, result=result, image=image)
     infer_outputs = [
         InferOutput(
             name=spec.name,
             shape=list(spec.shape),
             datatype=spec.datatype,
-            data=OUTPUT_ENCODERS[spec.name](page),
+            data=OUTPUT_ENCODERS[spec.name](page, options),
         )
         for spec in contract.OUTPUTS
         if spec.name in wanted

@@ -4,8 +4,8 @@ The `kserve.Model` contract: `load()` sets `ready`; KServe then calls `predict()
 inference over REST and gRPC. This class knows nothing of Tesseract internals: it hands bytes
 and options to the engine pool and turns the engine's errors into protocol errors through the
 one table in `model.errors`. It computes only the outputs a request wants: the upright page
-image is kept only for `pdf`, and the layout writers (hOCR, TSV, ALTO, PDF) and the page facts
-run only when asked for, on a thread, off the event loop.
+image is kept only for `pdf` (and not for its text layer alone), and the layout writers (hOCR,
+TSV, ALTO, PDF) and the page facts run only when asked for, on a thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             image, options = codec.parse_request(payload, self._defaults)
             tenant = codec.parse_tenant(payload.parameters)
             wanted = codec.parse_outputs(payload)
+            output_options = codec.parse_output_options(payload.parameters)
         except InvalidInput:
             self.metrics.record_error("invalid")
             raise
@@ -119,9 +120,11 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
         remaining = time_left()
         budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
-        # The searchable PDF needs the page image that was read; the cache keeps results only,
-        # so a request for `pdf` is always read (and its result then cached for the others).
-        keep_image = contract.PDF.name in wanted
+        # The searchable PDF needs the page image that was read (unless it is the text layer
+        # alone); the cache keeps results only, so such a request is always read (and its
+        # result then cached for the others). The cache key holds every option, `page` and
+        # `dpi` too: another page or resolution of the same file is another result.
+        keep_image = contract.PDF.name in wanted and not output_options.pdf_text_only
         key = (
             None
             if self._cache is None
@@ -153,8 +156,8 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             }
         )
         if set(wanted) <= _INLINE_OUTPUTS:
-            return codec.build_response(payload, result, self.name, wanted)
+            return codec.build_response(payload, result, self.name, wanted, None, output_options)
         # The writers take milliseconds (hOCR of a dense page) to a second (a large PDF).
         return await asyncio.to_thread(
-            codec.build_response, payload, result, self.name, wanted, page_image
+            codec.build_response, payload, result, self.name, wanted, page_image, output_options
         )

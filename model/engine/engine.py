@@ -30,14 +30,10 @@ from .types import (
 
 _tracer = trace.get_tracer(__name__)
 
-#: Tesseract OSD's orientation confidence from which `rotate=auto` turns the page. Measured
-#: with Debian's osd.traineddata on pages turned 0/90/180/270: right answers on text score
-#: 9.3-11.0 (phototest.tif), 9.8-31.6 (phototest_2.tif, eurotext.tif, rendered pages at 150
-#: and 300 dpi) and 3.0-3.3 (three rendered lines, about the least text OSD decides on);
-#: wrong ones 0.9-2.1 on a 300 dpi page of 42 px letters shrunk to 40 % (17 px), 1.2-2.6 on
-#: noise. Smaller letters still (15 px and less) get wrong answers at any confidence (up to
-#: 8.3): OSD cannot read them, and neither can recognition.
-MIN_ORIENTATION_CONFIDENCE = 2.5
+#: Tesseract OSD's orientation confidence from which `rotate=auto` turns the page; defined,
+#: with what it was measured on, in `upright` (the tesserocr backend's first, shorter OSD look
+#: is sure from the same confidence).
+MIN_ORIENTATION_CONFIDENCE = upright.MIN_ORIENTATION_CONFIDENCE
 #: Largest resolution believed from a file's header; beyond it (or 0) the dpi is unknown.
 _MAX_DPI = 10_000
 
@@ -107,7 +103,9 @@ class OcrEngine:
         deadline = None if timeout_s is None else t0 + timeout_s
         with _tracer.start_as_current_span("ocr.decode") as span:
             span.set_attribute("ocr.input_bytes", len(data))
-            decoded, probe = image_codec.load(data, self.limits)
+            decoded, probe = image_codec.load(
+                data, self.limits, page=options.page, dpi=options.dpi, deadline=deadline
+            )
             span.set_attribute("ocr.format", probe.format)
             span.set_attribute("ocr.pixels", probe.pixels)
             span.set_attribute("ocr.decoded_bytes", probe.decoded_bytes)
@@ -149,6 +147,8 @@ class OcrEngine:
             rotation=rotation,
             rotation_confidence=rotation_confidence,
             skew=skew,
+            page=probe.page,
+            page_count=probe.pages,
         )
         return PageRead(result, prepared if keep_image else None)
 
@@ -187,15 +187,16 @@ class OcrEngine:
                     rotation = found.degrees
         if options.deskew:
             skew = upright.measure_skew(page)
-            width, height = upright.straightened_size(page.size, skew)
-            if skew and width * height > self.max_pixels:
-                raise InvalidImageError(
-                    f"straightening the {page.width}x{page.height} page by {skew} degrees makes "
-                    f"it {width}x{height} pixels; the limit is {self.max_pixels} pixels: send "
-                    "it without deskew"
-                )
             if skew:
-                page = upright.straighten(page, skew)
+                # Cropped to the ink: the padded corners would cost Tesseract ~20 % at 7 degrees.
+                width, height = upright.cropped_size(page, skew)
+                if width * height > self.max_pixels:
+                    raise InvalidImageError(
+                        f"straightening the {page.width}x{page.height} page by {skew} degrees "
+                        f"makes it {width}x{height} pixels; the limit is {self.max_pixels} "
+                        "pixels: send it without deskew"
+                    )
+                page = upright.straighten(page, skew, (width, height))
         return page, rotation, confidence, skew
 
 

@@ -1,19 +1,23 @@
 """Decode uploaded bytes into a Pillow image Tesseract can read, without losing detail.
 
 The format is decided from the bytes (Pillow's sniffing restricted to an allowlist), never from a
-file name or a client's content type. Only the first frame of multi-frame files is used.
+file name or a client's content type. One page is read: the first, or the one asked for of a
+multi-page TIFF or GIF. A PDF (recognised from its bytes too) has one page rendered at a dpi by
+`pdf_pages`, within the same limits.
 
 Every upload is bounded in time and memory before a pixel is decoded (`probe`):
 
 - pixels (`max_pixels`) and the estimated bytes decoding and conversion hold at their peak
   (`max_decoded_bytes`; `ImageProbe.decoded_bytes` is the estimate);
 - frames or pages, counted only up to `max_frames` + 1 (Pillow's own count of TIFF pages takes
-  time quadratic in their number, of GIF frames linear);
+  time quadratic in their number, of GIF frames linear); reaching a GIF frame after the first
+  decodes every frame before it, so `page` x frame pixels is bounded too;
 - the JPEG's scans (`max_jpeg_scans`), counted once per colour component they cover: libjpeg
   walks every block of those components once per scan;
 - the container's structure, where Pillow walks it in Python or keeps all of it in memory:
   PNG chunks, JPEG marker segments and junk before the first scan, GIF blocks and junk before
-  the first image, TIFF strips or tiles, RLE-compressed BMP data (see the `_MAX_*` constants).
+  the image read, TIFF strips or tiles and tag values of every page up to the one read (Pillow
+  parses each on its way), RLE-compressed BMP data (see the `_MAX_*` constants).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 import contract
 
+from . import pdf_pages
 from .types import InvalidImageError
 
 #: Pillow format names the engine accepts (the contract's image formats).
@@ -57,8 +62,21 @@ _MAX_GIF_HEADER_BLOCKS = 65_536
 #: each as a Python object.
 _MAX_TIFF_STRIPS = 65_536
 _MAX_TIFF_VALUES = 262_144
+#: Tags of the TIFF pages up to the one read, together (a page has 10-40; Pillow parses each
+#: in Python on its way to the page read): what one classic TIFF page may declare.
+_MAX_TIFF_TAGS = 65_536
 #: Bytes of RLE-compressed BMP data (Pillow decodes RLE in Python: ~0.12 s per MiB).
 _MAX_BMP_RLE_BYTES = 4 * _MIB
+#: Formats whose frames are pages a request may choose (`page`); the frames of an animated PNG
+#: or WebP are no pages, and only the first is read.
+_PAGED_FORMATS = frozenset({"TIFF", "GIF"})
+#: Pillow reaches GIF frame k by decoding the k - 1 before it (~6 ms a megapixel, measured):
+#: `page` x frame pixels may be this many times `max_pixels` (~1 s at the default 40 MP).
+_GIF_SEEK_PIXELS_FACTOR = 4
+#: Peak bytes a pixel of a GIF frame after the first takes: Pillow composites those frames in
+#: RGB(A) over the one before (measured: 12.5 on 16 MP colour frames), then the frame is
+#: copied or flattened onto white (13.9 in all).
+_GIF_LATER_FRAME_BYTES = 14
 
 #: Default budget of `ImageProbe.decoded_bytes` (OCR_MODEL_MAX_DECODED_BYTES, see settings).
 DEFAULT_MAX_DECODED_BYTES = 256 * _MIB
@@ -84,7 +102,8 @@ class ImageProbe:
     format: str
     width: int
     height: int
-    #: Pillow mode the first frame decodes to.
+    #: Pillow mode the page decodes to (a GIF frame after the first: the first frame's mode;
+    #: Pillow decides it while seeking).
     mode: str
     #: Frames or pages in the file (at most `max_frames`: more are refused).
     frames: int
@@ -93,28 +112,83 @@ class ImageProbe:
     #: largest copy made on the way (EXIF rotation, mode conversion). Tesseract's own copy and
     #: working memory come on top.
     decoded_bytes: int
+    #: Pages a request may choose among: TIFF and GIF frames, PDF pages; 1 for other formats.
+    pages: int = 1
+    #: The page read, from 1.
+    page: int = 1
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
 
 
-def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageProbe:
-    """Read `data`'s headers and check them against `limits`, decoding no pixel.
+def probe(
+    data: bytes,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    page: int = 1,
+    dpi: int = contract.DEFAULT_DPI,
+) -> ImageProbe:
+    """Read `data`'s headers and check them against `limits` for reading page `page` (a PDF
+    page at `dpi`), decoding no pixel.
 
-    Raises InvalidImageError for empty, unknown, corrupt, oversized or too costly files.
+    Raises InvalidImageError for empty, unknown, corrupt, oversized or too costly files, and
+    for a page the file does not have.
     """
-    image, found = _open(data, limits)
+    if _is_pdf(data):
+        return _pdf_probe(pdf_pages.measure(data, page, dpi, limits))
+    image, found = _open(data, limits, page)
     image.close()
     return found
 
 
-def load(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[Image.Image, ImageProbe]:
-    """`probe`, then decode the first frame: the loaded image (in its own mode) and the probe."""
-    image, found = _open(data, limits)
+def load(
+    data: bytes,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    page: int = 1,
+    dpi: int = contract.DEFAULT_DPI,
+    deadline: float | None = None,
+) -> tuple[Image.Image, ImageProbe]:
+    """`probe`, then decode page `page` (the first by default; a PDF page rendered at `dpi`
+    in grayscale, stopping at `deadline`, a `time.perf_counter()` value): the loaded image (in
+    its own mode, its resolution in `info["dpi"]`) and the probe."""
+    if _is_pdf(data):
+        rendered, size = pdf_pages.render(data, page, dpi, limits, deadline)
+        return rendered, _pdf_probe(size)
+    image, found = _open(data, limits, page)
     with _as_invalid_image(data):
+        if found.page > 1 and found.format == "GIF":
+            image.seek(found.page - 1)  # decodes the frames before it (checked in `_open`)
+            image.load()
+            if image.mode in _NATIVE_MODES:
+                # tesserocr hands Tesseract the image re-encoded in its own format, and
+                # Leptonica reads no GIF: the frame goes on as a plain image (counted in
+                # _GIF_LATER_FRAME_BYTES). Other modes are converted to one anyway.
+                frame = image.copy()
+                image.close()
+                return frame, found
         image.load()
     return image, found
+
+
+def _is_pdf(data: bytes) -> bool:
+    """A PDF (`%PDF-` within the first 1024 bytes), and no image: an image's own signature wins
+    (a PNG may carry "%PDF-" in a text chunk); the contract's rule, as the gateway applies it."""
+    return contract.formats.sniff_document_format(data) is contract.formats.PDF_FORMAT
+
+
+def _pdf_probe(size: pdf_pages.PdfPageSize) -> ImageProbe:
+    return ImageProbe(
+        format="PDF",
+        width=size.width,
+        height=size.height,
+        mode="L",
+        frames=size.pages,
+        decoded_bytes=size.bitmap_bytes,
+        pages=size.pages,
+        page=size.page,
+    )
 
 
 def decode(data: bytes, max_pixels: int, max_frames: int = 64) -> Image.Image:
@@ -160,20 +234,17 @@ class _Structure:
     late_exif: bool = False  # a PNG eXIf chunk after the pixels: Pillow reads it only on load
 
 
-def _open(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, ImageProbe]:
-    """Open `data` (headers only) and refuse it unless every limit holds."""
+def _open(data: bytes, limits: DecodeLimits, page: int = 1) -> tuple[Image.Image, ImageProbe]:
+    """Open `data` (headers only; a TIFF at page `page`) and refuse it unless every limit
+    holds for reading that page."""
     if not data:
         raise InvalidImageError("the image is empty (0 bytes)")
     with _as_invalid_image(data):
-        structure = _walk_container(data, limits)
+        structure = _walk_container(data, limits, page)
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise InvalidImageError("the image has no pixels")
-        if width * height > limits.max_pixels:
-            raise InvalidImageError(
-                f"the image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels"
-            )
+        later_tiff_page = page > 1 and image.format == "TIFF"
+        if not later_tiff_page:  # that page's own size is checked once it is found
+            _check_size(image, limits)
         frames = structure.frames
         if frames is None:
             frames = getattr(image, "n_frames", 1)  # PNG and WebP declare it in a header
@@ -183,18 +254,39 @@ def _open(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, ImageProbe]:
             raise InvalidImageError(
                 f"the file holds {held} frames or pages; the limit is {limits.max_frames}"
             )
+        pages = frames if image.format in _PAGED_FORMATS else 1
+        if page > pages:
+            raise InvalidImageError(
+                f"page {page} was asked for; the {image_format_name(data)} file has {pages} "
+                f"page{'s' if pages > 1 else ''}"
+            )
+        if later_tiff_page:
+            image.seek(page - 1)  # the page's tags only (each page has a size of its own)
+            _check_size(image, limits)
+        width, height = image.size
         if _is_rle_bmp(image) and len(data) > _MAX_BMP_RLE_BYTES:
             raise InvalidImageError(
                 f"the RLE-compressed BMP is over {_MAX_BMP_RLE_BYTES // _MIB} MiB; send it "
                 "uncompressed or as PNG"
             )
+        decoded_bytes = _estimate_decoded_bytes(image, structure)
+        if page > 1 and image.format == "GIF":
+            if page * width * height > _GIF_SEEK_PIXELS_FACTOR * limits.max_pixels:
+                raise InvalidImageError(
+                    f"reading frame {page} of the {width}x{height} GIF decodes the {page - 1} "
+                    f"before it: {page * width * height} pixels; the limit is "
+                    f"{_GIF_SEEK_PIXELS_FACTOR * limits.max_pixels}"
+                )
+            decoded_bytes = width * height * _GIF_LATER_FRAME_BYTES
         found = ImageProbe(
             format=image.format or "unknown",
             width=width,
             height=height,
             mode=image.mode,
             frames=frames,
-            decoded_bytes=_estimate_decoded_bytes(image, structure),
+            decoded_bytes=decoded_bytes,
+            pages=pages,
+            page=page,
         )
     if found.decoded_bytes > limits.max_decoded_bytes:
         raise InvalidImageError(
@@ -205,18 +297,28 @@ def _open(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, ImageProbe]:
     return image, found
 
 
+def _check_size(image: Image.Image, limits: DecodeLimits) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidImageError("the image has no pixels")
+    if width * height > limits.max_pixels:
+        raise InvalidImageError(
+            f"the image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels"
+        )
+
+
 # --- container walks: fast, bounded, and lenient (what they cannot parse, Pillow refuses) ---
 
 
-def _walk_container(data: bytes, limits: DecodeLimits) -> _Structure:
+def _walk_container(data: bytes, limits: DecodeLimits, page: int = 1) -> _Structure:
     if data.startswith(_PNG_SIGNATURE):
         return _walk_png(data)
     if data.startswith(b"\xff\xd8"):
         return _walk_jpeg(data, limits.max_jpeg_scans)
     if data.startswith((b"GIF87a", b"GIF89a")):
-        return _walk_gif(data, limits.max_frames)
+        return _walk_gif(data, limits.max_frames, page)
     if data.startswith((b"II", b"MM")):
-        return _walk_tiff(data, limits.max_frames)
+        return _walk_tiff(data, limits.max_frames, page)
     return _Structure()
 
 
@@ -308,12 +410,12 @@ def _walk_jpeg(data: bytes, max_scans: int) -> _Structure:
 _GIF_BLOCK_START = re.compile(rb"[!,;]")
 
 
-def _walk_gif(data: bytes, max_frames: int) -> _Structure:
+def _walk_gif(data: bytes, max_frames: int, page: int = 1) -> _Structure:
     """Count the frames (images) up to `max_frames` + 1, skipping data in bounded steps.
 
-    Before the first image Pillow parses blocks and skips junk in Python: both are bounded
-    tighter there."""
-    frames = blocks = junk = 0
+    Up to the image of the frame read (`page`) Pillow parses extension blocks and skips junk
+    in Python: both are bounded tighter there."""
+    frames = blocks = parsed = junk = 0
     if len(data) < 13:
         return _Structure()
     offset = 13  # header and logical screen descriptor
@@ -325,8 +427,10 @@ def _walk_gif(data: bytes, max_frames: int) -> _Structure:
             break
         if introducer == 0x21:  # extension: label, then sub-blocks
             offset += 2
+            in_python = frames < page  # image data is decoded in C; extensions read in Python
         elif introducer == 0x2C:  # image descriptor, local colour table, LZW code size
             frames += 1
+            in_python = False
             if offset + 10 > len(data):
                 break
             flags = data[offset + 9]
@@ -334,7 +438,7 @@ def _walk_gif(data: bytes, max_frames: int) -> _Structure:
         else:
             # Pillow skips bytes it does not understand, one by one in Python.
             following = _GIF_BLOCK_START.search(data, offset)
-            if frames == 0:
+            if frames < page:
                 junk += (following.start() if following else len(data)) - offset
                 if junk > _MAX_JUNK_BYTES:
                     raise InvalidImageError(
@@ -346,7 +450,8 @@ def _walk_gif(data: bytes, max_frames: int) -> _Structure:
             continue
         while offset < len(data):  # data sub-blocks, up to the 0-length terminator
             blocks += 1
-            if blocks > (_MAX_GIF_BLOCKS if frames else _MAX_GIF_HEADER_BLOCKS):
+            parsed += in_python
+            if blocks > _MAX_GIF_BLOCKS or parsed > _MAX_GIF_HEADER_BLOCKS:
                 raise InvalidImageError("the GIF has too many data blocks")
             size = data[offset]
             offset += 1 + size
@@ -359,8 +464,9 @@ def _walk_gif(data: bytes, max_frames: int) -> _Structure:
 _ROWS_PER_STRIP, _STRIP_OFFSETS, _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS = 278, 273, 322, 323, 324
 
 
-def _walk_tiff(data: bytes, max_frames: int) -> _Structure:
-    """Count the pages (IFDs) up to `max_frames` + 1 and check the first page's tags."""
+def _walk_tiff(data: bytes, max_frames: int, page: int = 1) -> _Structure:
+    """Count the pages (IFDs) up to `max_frames` + 1 and check the tags of every page up to
+    `page`, the one read (Pillow parses the tags of each page on its way there)."""
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         big = False
     elif data[:4] in (b"II+\x00", b"MM\x00+"):
@@ -371,21 +477,27 @@ def _walk_tiff(data: bytes, max_frames: int) -> _Structure:
     offset_format, count_format, entry_size = ("Q", "Q", 20) if big else ("I", "H", 12)
     count_size = struct.calcsize(count_format)
     structure = _Structure()
-    frames = 0
+    frames = tags = 0
     seen: set[int] = set()
     try:
         (ifd,) = struct.unpack_from(order + offset_format, data, 8 if big else 4)
         while ifd and ifd not in seen and frames <= max_frames:
             seen.add(ifd)
             (entries,) = struct.unpack_from(order + count_format, data, ifd)
-            if frames == 0:
-                _read_first_page(data, order, ifd + count_size, entries, big, structure)
+            if frames < page:
+                tags += entries
+                if tags > _MAX_TIFF_TAGS:
+                    raise InvalidImageError(
+                        f"the TIFF's pages up to page {page} hold more than {_MAX_TIFF_TAGS} tags"
+                    )
+                selected = structure if frames == page - 1 else None
+                _read_page(data, order, ifd + count_size, entries, big, frames + 1, selected)
             frames += 1
             (ifd,) = struct.unpack_from(
                 order + offset_format, data, ifd + count_size + entries * entry_size
             )
     except struct.error:
-        pass  # an IFD runs past the end: Pillow decides whether the first page is readable
+        pass  # an IFD runs past the end: Pillow decides whether the page is readable
     structure.frames = max(frames, 1)
     return structure
 
@@ -394,26 +506,34 @@ def _walk_tiff(data: bytes, max_frames: int) -> _Structure:
 _TIFF_BYTE_TYPES = frozenset({1, 2, 6, 7})
 
 
-def _read_first_page(
-    data: bytes, order: str, start: int, entries: int, big: bool, structure: _Structure
+def _read_page(
+    data: bytes,
+    order: str,
+    start: int,
+    entries: int,
+    big: bool,
+    number: int,
+    structure: _Structure | None,
 ) -> None:
     """Refuse too many strips or tiles (Pillow keeps a Python object per strip and reads
-    uncompressed ones one by one) or numeric values; note the strip and tile size."""
+    uncompressed ones one by one) or numeric values on page `number`; note the strip and tile
+    size in `structure` (the page read; None for a page on the way to it)."""
     entry_size, count_format = (20, "Q") if big else (12, "I")
     for index in range(entries):
         at = start + index * entry_size
         tag, kind = struct.unpack_from(order + "HH", data, at)
         (count,) = struct.unpack_from(order + count_format, data, at + 4)
         if tag in (_STRIP_OFFSETS, _TILE_OFFSETS) and count > _MAX_TIFF_STRIPS:
+            which = "the TIFF's first page" if number == 1 else f"page {number} of the TIFF"
             raise InvalidImageError(
-                f"the TIFF's first page has {count} strips or tiles; "
-                f"the limit is {_MAX_TIFF_STRIPS}"
+                f"{which} has {count} strips or tiles; the limit is {_MAX_TIFF_STRIPS}"
             )
         if kind not in _TIFF_BYTE_TYPES and count > _MAX_TIFF_VALUES:
             raise InvalidImageError(
                 f"the TIFF's tag {tag} holds {count} values; the limit is {_MAX_TIFF_VALUES}"
             )
-        if tag not in (_ROWS_PER_STRIP, _TILE_WIDTH, _TILE_LENGTH) or count != 1:
+        wanted = (_ROWS_PER_STRIP, _TILE_WIDTH, _TILE_LENGTH)
+        if structure is None or tag not in wanted or count != 1:
             continue
         value_at = at + (12 if big else 8)
         if kind == 3:  # SHORT

@@ -36,7 +36,8 @@ class InvalidImageError(EngineInputError):
 
 
 class InvalidOptionError(EngineInputError):
-    """An OCR option (language, psm, oem, rotate) is malformed, out of range or not installed."""
+    """An OCR option (language, psm, oem, rotate, page, dpi) is malformed, out of range or not
+    installed."""
 
 
 class EngineBusyError(RuntimeError):
@@ -66,6 +67,10 @@ class OcrOptions:
     """`auto`: turn the page upright by Tesseract's orientation detection first; `none`."""
     deskew: bool = contract.DESKEW.default
     """Measure the page's skew and straighten it before it is read."""
+    page: int = 1
+    """The page of a multi-page file to read (a PDF page, a TIFF or GIF frame), from 1."""
+    dpi: int = contract.DEFAULT_DPI
+    """The resolution a PDF page is rendered at (images are read at their own pixels)."""
 
     def validate(self, installed: frozenset[str]) -> None:
         """Raise InvalidOptionError unless every option is usable with `installed` languages."""
@@ -98,6 +103,11 @@ class OcrOptions:
             )
         if self.rotate == "auto" and OSD_LANGUAGE not in installed:
             raise InvalidOptionError(OSD_MISSING)
+        for spec, value in ((contract.PAGE_NUMBER, self.page), (contract.DPI, self.dpi)):
+            if value not in spec.values:
+                raise InvalidOptionError(
+                    f"{spec.name} {value} is out of range: use {spec.minimum}..{spec.maximum}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +188,8 @@ class OcrResult:
     `blocks` hold the same words in Tesseract's layout (block, paragraph, line), which the
     hOCR, TSV, ALTO and PDF writers read. `width`/`height` and every box are those of the
     upright page that was read: after `rotation` (clockwise degrees, 0/90/180/270) and `skew`
-    (degrees of deskew applied) were applied to the upload.
+    (degrees of deskew applied) were applied to the upload. `dpi` is the file's declared
+    resolution, or for a PDF page the one it was rendered at.
     """
 
     text: str
@@ -192,6 +203,10 @@ class OcrResult:
     rotation: int = 0
     rotation_confidence: float | None = None
     skew: float = 0.0
+    page: int = 1
+    """The page of the file that was read, from 1."""
+    page_count: int = 1
+    """Pages in the file (PDF pages, TIFF or GIF frames); 1 for a single image."""
 
 
 def words_of(blocks: tuple[Block, ...]) -> tuple[Word, ...]:

@@ -1,17 +1,20 @@
 """Set a page upright before it is read: turn it by the orientation Tesseract detected, then
 measure and straighten its skew.
 
-Orientation comes from the backend (Tesseract OSD); this module only turns the page, which is
-lossless (a transpose). Skew is measured here, with numpy, by the projection-profile method:
-the page's ink is sampled on a binarized copy at most `SKEW_SAMPLE_SIDE` pixels long, and the
-angle whose horizontal projection has the sharpest rows (the largest sum of squared differences
-between neighbouring rows: text lines and the gaps between them) wins, searched in steps of 1,
-0.1, then 0.02 degrees within `MAX_SKEW_DEGREES`. The sign follows Pillow: positive degrees
-turn the page counter-clockwise.
+Orientation comes from the backend (Tesseract OSD); this module only says from which confidence
+it is believed and turns the page, which is lossless (a transpose). Skew is measured here, with
+numpy, by the projection-profile method: the page's ink is sampled on a binarized copy at most
+`SKEW_SAMPLE_SIDE` pixels long, and the angle whose horizontal projection has the sharpest rows
+(the largest sum of squared differences between neighbouring rows: text lines and the gaps
+between them) wins, searched in steps of 1, 0.1, then 0.02 degrees within `MAX_SKEW_DEGREES`.
+The sign follows Pillow: positive degrees turn the page counter-clockwise.
 
-Measured on a 2480x3508 page of text at 300 dpi (2 cores, one busy): measuring takes ~30 ms and
-finds a skew of 1 to 15 degrees within 0.05 degrees; straightening (bilinear, padded white)
-~90 ms; Tesseract reads the page in ~1.2 s.
+A straightened page is cropped to its ink (`cropped_size`): the corners the turn brings in are
+white, and Tesseract would read them too. Measured on a 2480x3508 page of text at 300 dpi
+skewed 7 degrees (2890x3786; 2 cores, shared): measuring takes ~20 ms and finds a skew of 1 to
+15 degrees within 0.05 degrees; locating the ink ~30 ms; straightening (bilinear) onto the
+cropped 2156x3206 page ~55 ms, where the whole padded 3331x4111 one took ~95 ms; Tesseract
+reads it in ~1.25 s, as fast as the upright page.
 """
 
 from __future__ import annotations
@@ -23,18 +26,38 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+#: Tesseract OSD's orientation confidence from which `rotate=auto` turns the page. OSD sums,
+#: over the characters it classifies, how much likelier each orientation makes them; the
+#: confidence is the lead of the best orientation over the next, so it grows with the
+#: characters looked at (the tesserocr backend looks at up to 100 first, 250 when unsure).
+#: Measured with Debian's osd.traineddata on pages turned 0/90/180/270 (and skewed 7 degrees):
+#: right answers score 9.2-31.6 from 250 characters and 4.8-13.8 from 100 on Tesseract's scans
+#: (phototest.tif, phototest_2.tif, eurotext.tif), up to 33 on rendered pages of 20-32 px
+#: letters, 3.0-3.6 on three rendered lines (about the least text OSD decides on) and 0.5-2.3
+#: on one line; wrong ones 0.2-2.4 on rendered pages of 20 px letters and more, 0-2.6 on noise
+#: (0-1.8 from 100 characters), 0.9-2.1 on a 300 dpi page of 42 px letters shrunk to 40 % (17
+#: px). Smaller letters still (15 px and less) get wrong answers at any confidence (up to 12):
+#: OSD cannot read them, and neither can recognition.
+MIN_ORIENTATION_CONFIDENCE: Final = 2.5
 #: Largest skew measured, either way (degrees); a page tilted further is straightened by at
 #: most this much.
 MAX_SKEW_DEGREES: Final = 15.0
-#: Smaller measured skews are left alone: Tesseract reads them as well, and resampling a page
-#: costs ~90 ms a 9 MP page and blurs it slightly. Upright pages measure within ~0.1 degrees.
+#: Smaller measured skews are left alone: Tesseract reads them as well, and straightening a page
+#: costs ~85 ms a 9 MP page and blurs it slightly. Upright pages measure within ~0.1 degrees.
 MIN_SKEW_DEGREES: Final = 0.2
 #: The skew found must sharpen the rows' profile this much over the page as it is (text pages
 #: skewed by 1 degree or more: 5 to 60 times; noise and photographs: ~1.0), or it is not applied.
 MIN_PROFILE_GAIN: Final = 1.25
 #: The longest side of the copy skew is measured on: lines of 8 point text at 300 dpi stay
-#: apart, and a 9 MP page costs ~30 ms.
+#: apart, and a 9 MP page costs ~20 ms.
 SKEW_SAMPLE_SIDE: Final = 1000
+#: White kept around the ink of a straightened page cropped to it (`cropped_size`), as a share
+#: of the page's longer side, so that no text is read at the very edge of the page.
+CROP_MARGIN: Final = 0.02
+#: The least margin kept, in pixels.
+_MIN_CROP_MARGIN: Final = 16
+#: Rows of the page read at once when its ink is located (~1 MB of a 9 MP page).
+_STRIP_ROWS: Final = 512
 #: Fewer ink pixels than this on the sample: nothing to measure (a blank page).
 _MIN_INK_PIXELS: Final = 200
 #: The coarse-to-fine search: (step, half-width around the best angle so far), in degrees.
@@ -97,20 +120,68 @@ def straightened_size(size: tuple[int, int], degrees: float) -> tuple[int, int]:
     return math.ceil(width * cos + height * sin) + 1, math.ceil(width * sin + height * cos) + 1
 
 
-def straighten(image: Image.Image, degrees: float) -> Image.Image:
-    """`image` turned `degrees` counter-clockwise about its centre, enlarged to keep every
-    corner and padded with white. A bilevel page becomes grayscale (bilinear resampling)."""
+def cropped_size(image: Image.Image, degrees: float) -> tuple[int, int]:
+    """The size of the page `straighten(image, degrees, size)` should make: centred where
+    `image`'s centre is, holding every pixel of its ink once turned, with `CROP_MARGIN` of white
+    around it, and never larger than `straightened_size` (a page without ink gets that).
+
+    Ink is what Tesseract's own binarisation (Otsu's threshold over the whole page) takes for
+    text: pixels darker than the page's Otsu threshold, lighter ones on a dark page. The
+    corners the turn brings in are padding, and cropping them keeps Tesseract from reading a
+    page up to 1.5 times larger than the upload (~1.25 times at 7 degrees)."""
+    bound = straightened_size(image.size, degrees)
+    extent = _ink_extent(image, degrees)
+    if extent is None:
+        return bound
+    half_width, half_height = extent
+    margin = max(_MIN_CROP_MARGIN, CROP_MARGIN * max(image.size))
+    return (
+        min(bound[0], 2 * math.ceil(half_width + margin)),
+        min(bound[1], 2 * math.ceil(half_height + margin)),
+    )
+
+
+def straighten(
+    image: Image.Image, degrees: float, size: tuple[int, int] | None = None
+) -> Image.Image:
+    """`image` turned `degrees` counter-clockwise about its centre onto a white page of `size`
+    with the same centre (see `cropped_size`); without `size`, enlarged to keep every corner.
+    A bilevel page becomes grayscale (bilinear resampling)."""
     if image.mode == "1":
         image = image.convert("L")
     white: int | tuple[int, int, int] = (255, 255, 255) if image.mode == "RGB" else 255
-    return image.rotate(degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=white)
+    if size is None:
+        return image.rotate(
+            degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=white
+        )
+    # Pillow's `rotate` with `expand`, onto a page of the size given: the affine map from each
+    # point of the new page to the point of `image` it is sampled at, both about their centres.
+    angle = -math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    width, height = image.size
+    x0, y0 = -size[0] / 2, -size[1] / 2
+    matrix = (
+        cos,
+        sin,
+        cos * x0 + sin * y0 + width / 2,
+        -sin,
+        cos,
+        -sin * x0 + cos * y0 + height / 2,
+    )
+    return image.transform(
+        size,
+        Image.Transform.AFFINE,
+        matrix,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=white,
+    )
 
 
 def upright_bytes(image: Image.Image, rotate: bool, deskew: bool) -> int:
     """Most bytes of pixels the upright stage holds at once besides `image` (a Tesseract-ready
     page): the bilevel copy OSD reads (and the gray one before it, for a colour page) or the
     turned copy, and for deskew a grayscale copy of a bilevel page and the straightened one,
-    enlarged by up to 1.5 times at 15 degrees."""
+    enlarged by up to 1.5 times at 15 degrees (cropped to its ink, it is mostly smaller)."""
     pixels = image.width * image.height
     per_pixel = 4 if image.mode == "RGB" else 1  # Pillow pads RGB to 4 bytes; "1" takes 1
     osd_copies = {"1": 0, "L": 1}.get(image.mode, 2)
@@ -147,6 +218,41 @@ def _ink_points(image: Image.Image) -> tuple[FloatArray, FloatArray, int] | None
         ys.astype(np.float32) - height / 2,
         bins,
     )
+
+
+def _ink_extent(image: Image.Image, degrees: float) -> tuple[float, float] | None:
+    """Half the width and half the height of the smallest box, centred where `image`'s centre
+    is, that holds every ink pixel (see `cropped_size`) once the page is turned `degrees`
+    counter-clockwise about that centre; None when the page has no ink.
+
+    Reads the page at full resolution, `_STRIP_ROWS` rows at a time, so no faint stroke is lost
+    and no page-sized mask is held. Only the first and last ink pixel of each row can be the
+    farthest once turned (a turn is linear), so only their corners are turned."""
+    gray = image if image.mode == "L" else image.convert("L")
+    histogram = gray.histogram()
+    threshold = _otsu_threshold(histogram)
+    light_on_dark = sum(histogram[: threshold + 1]) > gray.width * gray.height / 2
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    half_width = half_height = -1.0
+    for top in range(0, gray.height, _STRIP_ROWS):
+        strip = np.asarray(gray.crop((0, top, gray.width, min(top + _STRIP_ROWS, gray.height))))
+        ink = strip > threshold if light_on_dark else strip <= threshold
+        rows = np.flatnonzero(ink.any(axis=1))
+        if not rows.size:
+            continue
+        inked = ink[rows]
+        # Pixel edges about the centre: each ink row's leftmost and rightmost ink pixel.
+        xs = np.concatenate((inked.argmax(axis=1), gray.width - inked[:, ::-1].argmax(axis=1)))
+        dx = xs.astype(np.float64) - gray.width / 2
+        for edge in (0, 1):
+            dy = np.tile(rows + top + edge, 2).astype(np.float64) - gray.height / 2
+            # Pillow's counter-clockwise turn, y pointing down.
+            half_width = max(half_width, float(np.abs(dx * cos + dy * sin).max()))
+            half_height = max(half_height, float(np.abs(dy * cos - dx * sin).max()))
+    if half_width < 0:
+        return None
+    return half_width, half_height
 
 
 def _otsu_threshold(histogram: list[int]) -> int:

@@ -17,6 +17,10 @@ Each word is placed at its box: font size the box height, baseline the box botto
 1 em tall with no descent, so text extractors see the word's box), and the font stretched
 horizontally (Tz) so the word spans the box width. The words of a line follow one another with a
 space between them, so extractors read the lines and words in order.
+
+With `text_only` the pages carry the text layer alone, no image, each the size its image would
+have given it (Tesseract's `textonly_pdf`): a layer to lay over the original page, e.g. the PDF
+page the image was rendered from (at its render dpi, so the sizes agree).
 """
 
 from __future__ import annotations
@@ -225,10 +229,13 @@ def _text_layer(page: FormatPage, scale: float, page_height: float, cids: _Cids)
     return operators
 
 
-def _page(pdf: pikepdf.Pdf, font: Dictionary, page: FormatPage, cids: _Cids) -> pikepdf.Dictionary:
-    result, image = page.result, page.image
-    width_px = result.width or (image.width if image is not None else 0)
-    height_px = result.height or (image.height if image is not None else 0)
+def _page(
+    pdf: pikepdf.Pdf, font: Dictionary, page: FormatPage, cids: _Cids, text_only: bool
+) -> pikepdf.Dictionary:
+    result = page.result
+    image = None if text_only else page.image
+    width_px = result.width or (page.image.width if page.image is not None else 0)
+    height_px = result.height or (page.image.height if page.image is not None else 0)
     dpi = result.dpi if result.dpi is not None and result.dpi > 0 else DEFAULT_DPI
     scale = 72.0 / dpi
     width, height = width_px * scale, height_px * scale
@@ -250,6 +257,7 @@ def _page(pdf: pikepdf.Pdf, font: Dictionary, page: FormatPage, cids: _Cids) -> 
 def pdf_document(
     pages: Sequence[FormatPage],
     *,
+    text_only: bool = False,
     version: str | None = None,
     font_path: Path = DEFAULT_FONT,
 ) -> bytes:
@@ -257,13 +265,14 @@ def pdf_document(
 
     `font_path` is Tesseract's glyphless font (`pdf.ttf` in its tessdata directory); `version`
     is Tesseract's, named in the Producer (default: tesserocr's library). A page without an
-    image gets the text layer alone.
+    image, and every page when `text_only`, gets the text layer alone on a page of the same
+    size.
     """
     pdf = pikepdf.new()
     font = _glyphless_font(pdf, font_path.read_bytes())
     cids = _Cids()
     for page in pages:
-        pdf.pages.append(pikepdf.Page(_page(pdf, font, page, cids)))
+        pdf.pages.append(pikepdf.Page(_page(pdf, font, page, cids, text_only)))
     font.ToUnicode = pikepdf.Stream(pdf, cids.to_unicode())
     pdf.docinfo[Name.Producer] = pikepdf.String(
         f"{PLATFORM} (tesseract {version or tesseract_version()}, pikepdf {pikepdf.__version__})"

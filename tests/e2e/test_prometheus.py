@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests.e2e.conftest import Platform
 from tests.support.images import TESTDATA, encode, line_png
+from tests.support.model_documents import line_pages, scanned_pdf
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ROOT, Service, free_port, http_ok, start, wait_until
 from tests.support.promql import Query, dashboard_queries, presence_form, render, rule_queries
@@ -118,6 +119,8 @@ def prometheus(traced: Platform, tmp_path_factory: pytest.TempPathFactory) -> It
 UPLOADS = [
     ("line.png", line_png("Prometheus sees this 1"), 200),
     ("scan.tif", (TESTDATA / "phototest.tif").read_bytes(), 200),
+    # A document of three pages, one model call each: the Documents row's traffic.
+    ("pages.pdf", scanned_pdf(line_pages("Page one of three", "Page two", "Page three")), 200),
     ("blank.png", encode(Image.new("L", (400, 200), 255)), 200),
     ("truncated.png", line_png("cut short")[:300], 422),  # reaches the model, refused there
     ("notes.png", b"plain text, not an image", 415),  # refused by the gateway itself
@@ -181,6 +184,23 @@ def test_every_rule_query_parses_and_watches_existing_series(
 
 
 @pytest.mark.usefixtures("traffic")
+def test_documents_are_counted_by_their_pages(prometheus: Prometheus) -> None:
+    """Each round sent one document of three pages beside the images (one page each)."""
+    selector = f'namespace="{NAMESPACE}"'
+    (over_two,) = prometheus.vector(
+        f"sum(ocr_gateway_document_pages_count{{{selector}}})"
+        f' - sum(ocr_gateway_document_pages_bucket{{{selector}, le="2.0"}})'
+    )
+    assert float(over_two["value"][1]) == 2
+    outcomes = {
+        sample["metric"]["outcome"]: float(sample["value"][1])
+        for sample in prometheus.vector(f"ocr_gateway_pages_total{{{selector}}}")
+    }
+    # Every page that reached the model: the truncated image is the one refused each round.
+    assert outcomes == {"ok": 2 * 6, "error": 2}
+
+
+@pytest.mark.usefixtures("traffic")
 def test_rules_are_loaded_and_healthy(prometheus: Prometheus) -> None:
     groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
@@ -194,6 +214,7 @@ def test_rules_are_loaded_and_healthy(prometheus: Prometheus) -> None:
     [
         "ocr_gateway_request_duration_seconds_bucket",
         "ocr_gateway_upstream_duration_seconds_bucket",
+        "ocr_gateway_page_seconds_bucket",
         "ocr_stage_duration_seconds_bucket",
     ],
 )

@@ -92,6 +92,7 @@ def test_formats_benchmark_runs_and_reports_its_targets(tmp_path: Path) -> None:
     assert "all outputs / text+words" in stdout
     assert "rotate=auto / plain" in stdout
     assert "deskew=true / plain" in stdout
+    assert "skewed deskew / skewed plain" in stdout
     result: dict[str, Any] = json.loads((tmp_path / "formats.json").read_text())
     assert set(result["median_s"]) == {
         "text+words",
@@ -99,10 +100,14 @@ def test_formats_benchmark_runs_and_reports_its_targets(tmp_path: Path) -> None:
         "plain",
         "rotate=auto",
         "deskew=true",
+        "skewed plain",
+        "skewed deskew",
     }
     assert all(value > 0 for value in result["median_s"].values())
     assert [t["variant"] for t in result["targets"]] == [
         "all outputs",
         "rotate=auto",
         "deskew=true",
+        "skewed deskew",
     ]
+    assert all(low <= high for low, high in (t["round_ratios"] for t in result["targets"]))

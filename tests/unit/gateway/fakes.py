@@ -23,12 +23,13 @@ SAMPLE_TEXT = "Hello world"
 SAMPLE_CONFIDENCE = 91.25  # exact in FP32
 SAMPLE_WORDS: list[dict[str, Any]] = [
     {"text": "Hello", "confidence": 95.5, "left": 4, "top": 5, "width": 40, "height": 12,
-     "block": 1, "paragraph": 1, "line": 1},
+     "page": 1, "block": 1, "paragraph": 1, "line": 1},
     {"text": "world", "confidence": 87.0, "left": 50, "top": 5, "width": 42, "height": 12,
-     "block": 1, "paragraph": 1, "line": 1},
+     "page": 1, "block": 1, "paragraph": 1, "line": 1},
 ]  # fmt: skip
 SAMPLE_PAGE: dict[str, Any] = {
-    "page": 1, "width": 64, "height": 24, "dpi": 300.0, "rotation": 90,
+    "page": 1, "page_count": 1, "source": "ocr", "width": 64, "height": 24, "dpi": 300.0,
+    "rotation": 90,
     "rotation_confidence": 12.5, "skew": -1.5, "text": SAMPLE_TEXT,
     "confidence": SAMPLE_CONFIDENCE, "words": SAMPLE_WORDS,
     "timings": {"queue_s": 0.001, "decode_s": 0.002, "preprocess_s": 0.003, "recognize_s": 0.04},

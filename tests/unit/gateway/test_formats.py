@@ -45,6 +45,7 @@ MEDIA_TYPES = {
     "tsv": "text/tab-separated-values; charset=utf-8",
     "alto": "application/alto+xml; charset=utf-8",
     "pdf": "application/pdf",
+    "ndjson": "application/x-ndjson",
 }
 EXTENSIONS = {"hocr": "hocr", "tsv": "tsv", "alto": "alto.xml", "pdf": "pdf"}
 
@@ -76,7 +77,7 @@ def asked_outputs(servicer: FakeModelServicer) -> list[str]:
 
 
 def test_the_formats_are_the_contracts() -> None:
-    assert FORMAT_NAMES == ["json", "text", "hocr", "tsv", "alto", "pdf"]
+    assert FORMAT_NAMES == ["json", "text", "hocr", "tsv", "alto", "pdf", "ndjson"]
     assert {f.name: f.media_type for f in contract.OUTPUT_FORMATS} == MEDIA_TYPES
     assert tuple(m.split(";")[0] for m in MEDIA_TYPES.values()) == ACCEPTABLE_MEDIA_TYPES
 
@@ -391,7 +392,12 @@ def test_openapi_documents_formats_pages_and_406(make_settings: SettingsFactory)
     )
     schemas = spec["components"]["schemas"]
     response = schemas["OcrResponse"]["properties"]
-    assert response["pages"]["items"] == {"$ref": "#/components/schemas/PageFacts"}
+    assert response["pages"]["items"] == {
+        "anyOf": [
+            {"$ref": "#/components/schemas/PageFacts"},
+            {"$ref": "#/components/schemas/PageFailure"},
+        ]
+    }
     assert response["page_count"]["type"] == "integer"
     assert list(schemas["PageFacts"]["properties"]) == list(contract.PageFacts.model_fields)
     assert "paragraph" in schemas["Word"]["properties"]

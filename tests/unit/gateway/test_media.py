@@ -27,7 +27,7 @@ def test_accepted_formats(data: bytes, mime_type: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"hello, I am text", b"%PDF-1.7", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"RIFF", b"\x89PN", b""],
+    [b"hello, I am text", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"RIFF", b"\x89PN", b""],
 )
 def test_other_bytes_are_refused(data: bytes) -> None:
     assert sniff_image_type(data) is None

@@ -117,6 +117,9 @@ def test_the_ocr_route_documents_exactly_the_readme_table(spec: dict[str, Any]) 
         "empty_file",
         "too_many_files",
         "invalid_argument",
+        "unreadable_document",
+        "encrypted_document",
+        "unreadable_page",
     }
     assert {code for status, code in readme if status == 429} == {
         "rate_limited",

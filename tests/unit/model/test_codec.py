@@ -133,7 +133,7 @@ def test_every_contract_output_has_an_encoder_and_text_comes_first() -> None:
 def test_engine_words_carry_every_contract_word_field() -> None:
     words = orjson.loads(words_json(RESULT))
     assert [list(word) for word in words] == [list(contract.WORD_FIELDS)] * len(RESULT.words)
-    assert {f.name for f in dataclasses.fields(Word)} == set(contract.WORD_FIELDS)
+    assert {f.name for f in dataclasses.fields(Word)} == set(contract.WORD_FIELDS) - {"page"}
 
 
 def test_no_inputs_and_two_inputs() -> None:
@@ -168,6 +168,7 @@ def test_grpc_raw_request_gets_raw_outputs() -> None:
         "top": 2,
         "width": 30,
         "height": 10,
+        "page": 1,
         "block": 1,
         "paragraph": 1,
         "line": 1,

@@ -223,6 +223,7 @@ def test_the_words_output_carries_the_contract_fields_in_order() -> None:
         "top": 100,
         "width": 60,
         "height": 30,
+        "page": 1,
         "block": 1,
         "paragraph": 2,
         "line": 3,

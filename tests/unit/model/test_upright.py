@@ -252,17 +252,28 @@ def test_the_upright_copies_are_within_the_decoded_bytes_budget() -> None:
 
 
 def test_a_straightened_page_stays_within_the_pixel_limit(phototest: Image.Image) -> None:
-    page = skewed(phototest, 8)  # 702x566; straightened: 774x660
+    page = skewed(phototest, 8)  # 702x566; straightened: ~775x660, cropped to its ink: 630x330
     width, height = upright.straighten(page, -8).size
     bound_width, bound_height = upright.straightened_size(page.size, -8)
     assert width <= bound_width <= width + 1
     assert height <= bound_height <= height + 1
+    # Ink in the corners: straightened, the page keeps all of its ~775x660 pixels.
+    marked = page.copy()
+    for x, y in (
+        (0, 0),
+        (page.width - 4, 0),
+        (0, page.height - 4),
+        (page.width - 4, page.height - 4),
+    ):
+        marked.paste(0, (x, y, x + 4, y + 4))
     tight = OcrEngine(TesserocrBackend(TESSDATA), max_pixels=page.width * page.height + 1000)
     with pytest.raises(
         InvalidImageError, match=r"straightening the 702x566 page by -[78]\.\d+ degrees"
     ):
-        tight.recognize(encode(page), OcrOptions(deskew=True))
-    assert tight.recognize(encode(page), OcrOptions()).skew == 0.0
+        tight.recognize(encode(marked), OcrOptions(deskew=True))
+    assert tight.recognize(encode(marked), OcrOptions()).skew == 0.0
+    # Without them, the straightened page is cropped to its ink, well within the limit.
+    assert tight.recognize(encode(page), OcrOptions(deskew=True)).skew == pytest.approx(-8, abs=0.1)
 
 
 # --- without the orientation data ---

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
 TEMPO = {"type": "tempo", "uid": "${traces}"}
-ROWS = ["Traffic", "Latency", "Engine", "Resources", "Health"]
+ROWS = ["Traffic", "Latency", "Documents", "Engine", "Resources", "Health"]
 
 
 def _dashboard() -> dict[str, Any]:
@@ -180,6 +180,34 @@ def test_ranges_use_the_rate_interval() -> None:
             assert window == "$__rate_interval", f"{query.title}: [{window}]"
 
 
+def _row_panels(title: str) -> list[dict[str, Any]]:
+    """The panels laid out under the row `title` (rows are not collapsed: they follow it)."""
+    panels = list(iter_panels(_dashboard()))
+    start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == title)
+    under = []
+    for panel in panels[start + 1 :]:
+        if panel["type"] == "row":
+            break
+        under.append(dict(panel))
+    return under
+
+
+def test_documents_row_shows_pages_per_second_per_document_and_page_latency() -> None:
+    documents = _row_panels("Documents")
+    exprs = {panel["title"]: [t["expr"] for t in panel["targets"]] for panel in documents}
+    selector = '{namespace="$namespace", job=~"$gateway_job"}'
+    assert exprs["Pages read per second by outcome"] == [
+        f"sum by (outcome) (rate(ocr_gateway_pages_total{selector}[$__rate_interval]))"
+    ]
+    assert any("ocr_gateway_document_pages_" in e for e in exprs["Pages per document (mean / p95)"])
+    latency = exprs["Page read latency (p50 / p95)"]
+    quantiles = [re.findall(r"^histogram_quantile\(([\d.]+),", expr) for expr in latency]
+    assert quantiles == [["0.5"], ["0.95"]]
+    assert all("ocr_gateway_page_seconds_bucket" in expr for expr in latency)
+    units = [panel["fieldConfig"]["defaults"]["unit"] for panel in documents]
+    assert units == ["short", "short", "s"]
+
+
 def test_cpu_panel_counts_cores_per_job() -> None:
     exprs = [query.expr for query in dashboard_queries(DASHBOARD)]
     assert (
@@ -257,6 +285,9 @@ def _good_and_bad_requests() -> list[dict[str, str]]:
         *_histogram("ocr_gateway_request_duration_seconds", {**GATEWAY, **ocr}, SECONDS, 0.3),
         *_histogram("ocr_gateway_upload_bytes", GATEWAY, (1024.0, 65536.0, 4194304.0), 50000),
         _gauge("ocr_gateway_requests_in_flight", GATEWAY, 0),
+        *_histogram("ocr_gateway_document_pages", GATEWAY, (1.0, 2.0, 4.0, 8.0), 3),
+        _counter("ocr_gateway_pages_total", {**GATEWAY, "outcome": "ok"}, 3),
+        *_histogram("ocr_gateway_page_seconds", GATEWAY, SECONDS, 0.2),
         *_histogram(
             "ocr_gateway_upstream_duration_seconds",
             {**GATEWAY, "method": "ModelInfer"},
