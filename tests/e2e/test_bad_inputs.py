@@ -56,7 +56,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("30000x30000 PNG bomb", upload("a.png", bad.png_header_only(30000, 30000)), 422, "invalid_argument"),
     ("pixel cap exceeded", upload("a.png", bad.png_header_only(8000, 6000)), 422, "invalid_argument"),
     ("60 MB upload", upload("a.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (60 * 1024 * 1024)), 413, "payload_too_large"),
-    ("1000-page TIFF", upload("a.tif", bad.tiff_pages(1000)), 422, "invalid_argument"),
+    ("1000-page TIFF", upload("a.tif", bad.tiff_pages(1000)), 413, "too_many_pages"),
     ("10000-frame GIF", upload("a.gif", bad.gif_frames(10000)), 422, "invalid_argument"),
     ("PNG+ZIP polyglot", upload("a.png", bad.png_zip_polyglot()), 422, "invalid_argument"),
     ("EPS disguised as PNG", upload("a.png", bad.EPS), 415, "unsupported_media_type"),

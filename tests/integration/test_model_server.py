@@ -86,6 +86,7 @@ def test_kserve_grpc_client_with_raw_input_contents(model_server: ModelServer) -
         "top",
         "width",
         "height",
+        "page",
         "block",
         "paragraph",
         "line",
