@@ -148,6 +148,21 @@ def _word_box(word: Word) -> Box:
     return Box(word.left, word.top, word.width, word.height)
 
 
+def set_image(api: Any, image: Image.Image) -> None:
+    """Hand `image`'s pixels to Tesseract as they are, without encoding them.
+
+    tesserocr's `SetImage` saves the image in its own format for Leptonica to read back: a
+    decoded JPEG upload was re-encoded as a lossy JPEG, a PNG recompressed (~0.13 s a 9 MP
+    page) and a turned or straightened page written as BMP, which declares 96 dpi and changed
+    what Tesseract read (565 characters of a skewed page where the same pixels as PNG gave
+    2 197). Raw rows carry no resolution: Tesseract estimates it from the text, as it did for
+    every PNG and JPEG (Pillow writes no dpi unless told)."""
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("L" if image.mode == "1" else "RGB")
+    depth = 1 if image.mode == "L" else 3
+    api.SetImageBytes(image.tobytes(), image.width, image.height, depth, depth * image.width)
+
+
 def limit_openmp_threads() -> None:
     """One Tesseract thread per image: the worker pool, not OpenMP, keeps the cores busy.
 
@@ -252,7 +267,7 @@ class TesserocrBackend:
         """Seconds per megapixel this machine's Tesseract takes to analyse a dense page."""
         page = layout_calibration_page()
         api.SetPageSegMode(3)  # fully automatic: the full layout analysis
-        api.SetImage(page)
+        set_image(api, page)
         try:
             started = time.monotonic()
             api.AnalyseLayout()
@@ -302,7 +317,7 @@ class TesserocrBackend:
                 )
         api = self._api(options)
         api.SetPageSegMode(options.psm)
-        api.SetImage(image)
+        set_image(api, image)
         # Tesseract checks its deadline between words (layout analysis runs to its end first);
         # 0 means no limit, so a spent budget still gets the smallest real one.
         if timeout_s is not None:
@@ -352,7 +367,7 @@ class TesserocrBackend:
         is under `upright.MIN_ORIENTATION_CONFIDENCE`), from a second one at up to
         `OSD_CHARACTERS`, whose answer is returned whatever it is."""
         api = self._osd_api()
-        api.SetImage(image)
+        set_image(api, image)
         try:
             found = self._detect(api, OSD_FIRST_LOOK_CHARACTERS)
             if found is not None and found.confidence < upright.MIN_ORIENTATION_CONFIDENCE:
