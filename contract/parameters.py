@@ -123,6 +123,15 @@ DESKEW: Final = BoolParameter(
     default=False,
 )
 
+PDF_TEXT: Final = ChoiceParameter(
+    "pdf_text",
+    "For a PDF page that carries its own text (born digital): `ocr` reads the rendered page "
+    "with Tesseract like any other; `keep` returns the page's own text and its word boxes "
+    "(`source: pdf` in the page facts, confidence 100), with no OCR. A page without text is "
+    "read by OCR either way.",
+    choices=("ocr", "keep"),
+    default="ocr",
+)
 PDF_TEXT_ONLY: Final = BoolParameter(
     "pdf_text_only",
     "The `pdf` output holds only the invisible text layer, on a page of the same size and no "
@@ -130,4 +139,6 @@ PDF_TEXT_ONLY: Final = BoolParameter(
     default=False,
 )
 
-PARAMETERS: Final = (LANG, PSM, OEM, TENANT, ROTATE, DESKEW, PAGE_NUMBER, DPI, PDF_TEXT_ONLY)
+PARAMETERS: Final = (
+    LANG, PSM, OEM, TENANT, ROTATE, DESKEW, PAGE_NUMBER, DPI, PDF_TEXT, PDF_TEXT_ONLY
+)  # fmt: skip

@@ -132,6 +132,7 @@ class InferenceClient:
         deskew: bool | None = None,
         outputs: Sequence[str] | None = None,
         dpi: int | None = None,
+        pdf_text: str | None = None,
         pdf_text_only: bool = False,
         timeout_s: float | None = None,
     ) -> OcrResult:
@@ -159,6 +160,7 @@ class InferenceClient:
             deskew=deskew,
             outputs=outputs,
             dpi=dpi,
+            pdf_text=pdf_text,
             pdf_text_only=pdf_text_only,
         )
         attempt = 0

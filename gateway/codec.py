@@ -81,13 +81,15 @@ def build_infer_request(
     deskew: bool | None = None,
     outputs: Sequence[str] | None = None,
     dpi: int | None = None,
+    pdf_text: str | None = None,
     pdf_text_only: bool = False,
 ) -> pb.ModelInferRequest:
     """The ``ModelInfer`` request OCR-ing ``image`` (sent as-is) with ``lang`` and ``psm``, for
     ``tenant`` (the caller's opaque id: the model caches results per tenant).
 
-    ``rotate``, ``deskew`` and ``dpi`` (a PDF page's render resolution) are sent only when given
-    (the model's defaults apply otherwise); ``pdf_text_only`` asks for the ``pdf`` output as a
+    ``rotate``, ``deskew``, ``dpi`` (a PDF page's render resolution) and ``pdf_text`` (``keep``:
+    a PDF page's own text instead of OCR) are sent only when given (the model's defaults apply
+    otherwise); ``pdf_text_only`` asks for the ``pdf`` output as a
     text layer without the page image, to lay over an original PDF page;
     ``outputs`` names the outputs wanted, in the v2 ``outputs`` field (None: the model's
     default outputs, ``contract.DEFAULT_OUTPUTS``).
@@ -107,6 +109,10 @@ def build_infer_request(
         if dpi not in contract.DPI.values:
             raise ValueError(f"dpi must be within {contract.DPI.minimum}..{contract.DPI.maximum}")
         parameters[contract.DPI.name] = pb.InferParameter(int64_param=dpi)
+    if pdf_text is not None:
+        if pdf_text not in contract.PDF_TEXT.choices:
+            raise ValueError(f"pdf_text must be one of {contract.PDF_TEXT.choices}")
+        parameters[contract.PDF_TEXT.name] = pb.InferParameter(string_param=pdf_text)
     if pdf_text_only:
         parameters[contract.PDF_TEXT_ONLY.name] = pb.InferParameter(bool_param=True)
     requested = [] if outputs is None else _checked_output_names(outputs)

@@ -20,11 +20,15 @@ from gateway.errors import NotAcceptableError
 FormatName = Literal["json", "text", "hocr", "tsv", "alto", "pdf", "ndjson"]
 #: The `rotate` field's values (`contract.ROTATE.choices`).
 RotateChoice = Literal["none", "auto"]
+#: The `pdf_text` field's values (`contract.PDF_TEXT.choices`).
+PdfTextChoice = Literal["ocr", "keep"]
 
 if get_args(FormatName) != tuple(f.name for f in contract.OUTPUT_FORMATS):
     raise RuntimeError("gateway.negotiation.FormatName differs from contract.OUTPUT_FORMATS")
 if get_args(RotateChoice) != contract.ROTATE.choices:
     raise RuntimeError("gateway.negotiation.RotateChoice differs from contract.ROTATE.choices")
+if get_args(PdfTextChoice) != contract.PDF_TEXT.choices:
+    raise RuntimeError("gateway.negotiation.PdfTextChoice differs from contract.PDF_TEXT.choices")
 
 JSON: Final = contract.OUTPUT_FORMATS_BY_NAME["json"]
 TEXT: Final = contract.OUTPUT_FORMATS_BY_NAME["text"]

@@ -59,6 +59,7 @@ class PageCall:
     deskew: bool | None
     dpi: int | None
     outputs: tuple[str, ...]
+    pdf_text: str | None = None
     pdf_text_only: bool = False
 
 
@@ -100,6 +101,7 @@ def page_reader(
                     deskew=call.deskew,
                     outputs=call.outputs,
                     dpi=call.dpi,
+                    pdf_text=call.pdf_text,
                     pdf_text_only=call.pdf_text_only,
                     timeout_s=min(settings.request_timeout_s, remaining),
                 )
@@ -297,11 +299,15 @@ async def file_answer(
                 fallback = PageImage(page.data)
             pages.append(PageOutput(outcome.number, None, fallback=fallback))
             continue
+        facts = result.page
+        if grafted and facts is not None and facts.source == "pdf":
+            # The page kept its own text: it stays as it is, with no layer laid over it.
+            pages.append(PageOutput(outcome.number, None))
+            continue
         if name is None:
             data = _required(result.text, contract.TEXT.name).encode()
         else:
             data = _required(result.documents.get(name.name), name.name)
-        facts = result.page
         pages.append(
             PageOutput(
                 outcome.number,

@@ -231,7 +231,17 @@ def parse_options(parameters: Mapping[str, Any] | None, defaults: OcrOptions) ->
     deskew = _bool_option(parameters, contract.DESKEW, defaults.deskew)
     page = _int_option(values, contract.PAGE_NUMBER.name, defaults.page)
     dpi = _int_option(values, contract.DPI.name, defaults.dpi)
-    return OcrOptions(lang=lang, psm=psm, oem=oem, rotate=rotate, deskew=deskew, page=page, dpi=dpi)
+    pdf_text = _choice_option(parameters, contract.PDF_TEXT, defaults.pdf_text)
+    return OcrOptions(
+        lang=lang,
+        psm=psm,
+        oem=oem,
+        rotate=rotate,
+        deskew=deskew,
+        page=page,
+        dpi=dpi,
+        pdf_text=pdf_text,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +408,7 @@ def page_json(page: FormatPage) -> bytes:
     facts = contract.PageFacts(
         page=page.number,
         page_count=result.page_count,
+        source=result.source,
         width=result.width,
         height=result.height,
         dpi=result.dpi,

@@ -56,6 +56,7 @@ from gateway.negotiation import (
     JSON,
     NDJSON,
     FormatName,
+    PdfTextChoice,
     RotateChoice,
     choose_format,
     content_disposition,
@@ -208,6 +209,9 @@ async def recognise(
             description=contract.DPI.description,
         ),
     ] = None,
+    pdf_text: Annotated[
+        PdfTextChoice | None, Form(description=contract.PDF_TEXT.description)
+    ] = None,
 ) -> Response:
     """Reads the upload once, checks it is an accepted image or document by its bytes, and
     reads its pages on the model (see :mod:`gateway.reading` for the rule on failures).
@@ -268,6 +272,7 @@ async def recognise(
             deskew=deskew,
             dpi=dpi,
             outputs=outputs,
+            pdf_text=pdf_text,
             pdf_text_only=grafted,
         )
         outcomes = read_document(document, numbers, client, call, settings, metrics)

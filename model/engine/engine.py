@@ -16,14 +16,19 @@ from opentelemetry import trace
 from PIL import Image
 
 from . import image as image_codec
-from . import upright
+from . import pdf_pages, upright
 from .backends import Backend
 from .types import (
+    Block,
+    Box,
     EngineTimeoutError,
     InvalidImageError,
     OcrOptions,
     OcrResult,
+    Paragraph,
     StageTimings,
+    TextLine,
+    Word,
     mean_confidence,
     words_of,
 )
@@ -98,6 +103,10 @@ class OcrEngine:
         fix and EngineTimeoutError when the time runs out.
         """
         options.validate(self._languages)
+        if options.pdf_text == "keep" and image_codec.is_pdf(data):
+            kept = self._pdf_text(data, options, timeout_s, keep_image=keep_image)
+            if kept is not None:
+                return kept
         # One span per real stage (a no-op unless tracing is configured).
         t0 = time.perf_counter()
         deadline = None if timeout_s is None else t0 + timeout_s
@@ -152,6 +161,64 @@ class OcrEngine:
         )
         return PageRead(result, prepared if keep_image else None)
 
+    def _pdf_text(
+        self, data: bytes, options: OcrOptions, timeout_s: float | None, *, keep_image: bool
+    ) -> PageRead | None:
+        """The PDF page's own text as the result (`source` "pdf"), or None when the page has
+        none and must be read by OCR. Its words are boxed in the pixels of the page rendered at
+        `options.dpi`, confidence 100; one block, one paragraph, PDFium's lines. The page is
+        rendered only when its image is wanted (the searchable PDF)."""
+        t0 = time.perf_counter()
+        with _tracer.start_as_current_span("ocr.decode") as span:
+            span.set_attribute("ocr.input_bytes", len(data))
+            span.set_attribute("ocr.format", "PDF")
+            size, found = pdf_pages.page_words(data, options.page, options.dpi, self.limits)
+            span.set_attribute("ocr.pdf_words", len(found))
+        if not found:
+            return None
+        grouped: dict[int, list[pdf_pages.PdfWord]] = {}
+        for found_word in found:
+            grouped.setdefault(found_word.line, []).append(found_word)
+        text_lines = []
+        for index, line_words in enumerate(grouped.values(), 1):
+            words = tuple(
+                Word(
+                    text=w.text,
+                    confidence=100.0,
+                    left=w.left,
+                    top=w.top,
+                    width=max(1, w.right - w.left),
+                    height=max(1, w.bottom - w.top),
+                    block=1,
+                    line=index,
+                    paragraph=1,
+                )
+                for w in line_words
+            )
+            text_lines.append(TextLine(_union(tuple(_box(w) for w in words)), words))
+        page_box = _union(tuple(line.box for line in text_lines))
+        blocks = (Block(page_box, (Paragraph(page_box, tuple(text_lines)),)),)
+        image = None
+        if keep_image:
+            deadline = None if timeout_s is None else t0 + timeout_s
+            image, _ = image_codec.load(
+                data, self.limits, page=options.page, dpi=options.dpi, deadline=deadline
+            )
+        result = OcrResult(
+            text="".join(" ".join(w.text for w in line.words) + "\n" for line in text_lines),
+            confidence=100.0,
+            words=words_of(blocks),
+            width=size.width,
+            height=size.height,
+            timings=StageTimings(decode_s=time.perf_counter() - t0),
+            blocks=blocks,
+            dpi=float(options.dpi),
+            page=size.page,
+            page_count=size.pages,
+            source="pdf",
+        )
+        return PageRead(result, image)
+
     def _set_upright(
         self, page: Image.Image, options: OcrOptions
     ) -> tuple[Image.Image, int, float | None, float]:
@@ -198,6 +265,19 @@ class OcrEngine:
                     )
                 page = upright.straighten(page, skew, (width, height))
         return page, rotation, confidence, skew
+
+
+def _box(word: Word) -> Box:
+    return Box(word.left, word.top, word.width, word.height)
+
+
+def _union(boxes: tuple[Box, ...]) -> Box:
+    """The smallest box holding `boxes`."""
+    left = min(b.left for b in boxes)
+    top = min(b.top for b in boxes)
+    right = max(b.left + b.width for b in boxes)
+    bottom = max(b.top + b.height for b in boxes)
+    return Box(left, top, right - left, bottom - top)
 
 
 def _dpi(image: Image.Image) -> float | None:

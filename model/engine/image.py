@@ -135,7 +135,7 @@ def probe(
     Raises InvalidImageError for empty, unknown, corrupt, oversized or too costly files, and
     for a page the file does not have.
     """
-    if _is_pdf(data):
+    if is_pdf(data):
         return _pdf_probe(pdf_pages.measure(data, page, dpi, limits))
     image, found = _open(data, limits, page)
     image.close()
@@ -153,7 +153,7 @@ def load(
     """`probe`, then decode page `page` (the first by default; a PDF page rendered at `dpi`
     in grayscale, stopping at `deadline`, a `time.perf_counter()` value): the loaded image (in
     its own mode, its resolution in `info["dpi"]`) and the probe."""
-    if _is_pdf(data):
+    if is_pdf(data):
         rendered, size = pdf_pages.render(data, page, dpi, limits, deadline)
         return rendered, _pdf_probe(size)
     image, found = _open(data, limits, page)
@@ -172,7 +172,7 @@ def load(
     return image, found
 
 
-def _is_pdf(data: bytes) -> bool:
+def is_pdf(data: bytes) -> bool:
     """A PDF (`%PDF-` within the first 1024 bytes), and no image: an image's own signature wins
     (a PNG may carry "%PDF-" in a text chunk); the contract's rule, as the gateway applies it."""
     return contract.formats.sniff_document_format(data) is contract.formats.PDF_FORMAT

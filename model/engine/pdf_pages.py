@@ -221,3 +221,104 @@ def _draw(page: Any, bitmap: Any, size: PdfPageSize, deadline: float | None) -> 
         pdfium.FPDF_RenderPage_Close(page)
     if status != pdfium.FPDF_RENDER_DONE:
         raise InvalidImageError(f"page {size.page} of the PDF could not be rendered")
+
+
+@dataclass(frozen=True, slots=True)
+class PdfWord:
+    """A word of a PDF page's own text, with its box in pixels of the page rendered at the dpi
+    it was measured for, and the line it is on (counted from 1 in PDFium's text order)."""
+
+    text: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+    line: int
+
+
+def page_words(
+    data: bytes, page: int, dpi: int, limits: DecodeLimits
+) -> tuple[PdfPageSize, list[PdfWord]]:
+    """The words of page `page`'s own text (empty for a scanned page without a text layer),
+    their boxes mapped to the pixels `render` would draw at `dpi` (the page's /Rotate and crop
+    applied the same way), after `measure`'s checks. Words are split at whitespace; a new line
+    starts where PDFium's text has a line break."""
+    with _PDFIUM:
+        document = _open(data)
+        try:
+            size = _measure(document, page, dpi, limits)
+            handle = pdfium.FPDF_LoadPage(document, page - 1)
+            if not handle:
+                raise InvalidImageError(f"page {page} of the PDF is damaged")
+            try:
+                return size, _words(handle, size)
+            finally:
+                pdfium.FPDF_ClosePage(handle)
+        finally:
+            pdfium.FPDF_CloseDocument(document)
+
+
+def _words(page: Any, size: PdfPageSize) -> list[PdfWord]:
+    """The words of a loaded page; the lock is held."""
+    text_page = pdfium.FPDFText_LoadPage(page)
+    if not text_page:
+        return []
+    try:
+        count = pdfium.FPDFText_CountChars(text_page)
+        words: list[PdfWord] = []
+        chars: list[str] = []
+        box: list[float] = []
+        line = 1
+        edges = [ctypes.c_double() for _ in range(4)]
+        device = [ctypes.c_int(), ctypes.c_int()]
+
+        def to_device(x: float, y: float) -> tuple[int, int]:
+            pdfium.FPDF_PageToDevice(
+                page, 0, 0, size.width, size.height, 0, x, y, *(ctypes.byref(d) for d in device)
+            )
+            return device[0].value, device[1].value
+
+        def close_word() -> None:
+            if chars:
+                (x0, y0), (x1, y1) = to_device(box[0], box[3]), to_device(box[1], box[2])
+                words.append(
+                    PdfWord(
+                        "".join(chars),
+                        max(0, min(x0, x1)),
+                        max(0, min(y0, y1)),
+                        min(size.width, max(x0, x1)),
+                        min(size.height, max(y0, y1)),
+                        line,
+                    )
+                )
+                chars.clear()
+                box.clear()
+
+        for index in range(count):
+            code = pdfium.FPDFText_GetUnicode(text_page, index)
+            char = chr(code) if 0 < code < 0x110000 else ""
+            if char in ("\r", "\n"):
+                close_word()
+                if words and words[-1].line == line:
+                    line += 1
+                continue
+            if not char or char.isspace():
+                close_word()
+                continue
+            if not pdfium.FPDFText_GetCharBox(text_page, index, *(ctypes.byref(e) for e in edges)):
+                continue
+            left, right, bottom, top = (e.value for e in edges)
+            if box:
+                box[:] = [
+                    min(box[0], left),
+                    max(box[1], right),
+                    min(box[2], bottom),
+                    max(box[3], top),
+                ]
+            else:
+                box[:] = [left, right, bottom, top]
+            chars.append(char)
+        close_word()
+        return words
+    finally:
+        pdfium.FPDFText_ClosePage(text_page)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 import contract
 from contract.parameters import MAX_LANG_CODES
@@ -71,6 +72,8 @@ class OcrOptions:
     """The page of a multi-page file to read (a PDF page, a TIFF or GIF frame), from 1."""
     dpi: int = contract.DEFAULT_DPI
     """The resolution a PDF page is rendered at (images are read at their own pixels)."""
+    pdf_text: str = contract.PDF_TEXT.default
+    """`keep`: a PDF page's own text is returned instead of OCR, when it has some; `ocr`."""
 
     def validate(self, installed: frozenset[str]) -> None:
         """Raise InvalidOptionError unless every option is usable with `installed` languages."""
@@ -100,6 +103,10 @@ class OcrOptions:
         if self.rotate not in contract.ROTATE.choices:
             raise InvalidOptionError(
                 f"rotate {self.rotate!r} is not one of " + ", ".join(contract.ROTATE.choices)
+            )
+        if self.pdf_text not in contract.PDF_TEXT.choices:
+            raise InvalidOptionError(
+                f"pdf_text {self.pdf_text!r} is not one of " + ", ".join(contract.PDF_TEXT.choices)
             )
         if self.rotate == "auto" and OSD_LANGUAGE not in installed:
             raise InvalidOptionError(OSD_MISSING)
@@ -207,6 +214,8 @@ class OcrResult:
     """The page of the file that was read, from 1."""
     page_count: int = 1
     """Pages in the file (PDF pages, TIFF or GIF frames); 1 for a single image."""
+    source: Literal["ocr", "pdf"] = "ocr"
+    """`ocr`: recognised by Tesseract; `pdf`: a PDF page's own text (`pdf_text=keep`)."""
 
 
 def words_of(blocks: tuple[Block, ...]) -> tuple[Word, ...]:

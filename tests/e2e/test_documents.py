@@ -202,3 +202,41 @@ def test_hostile_documents_get_a_clear_4xx_fast(
     assert says in error["message"]
     # The service keeps serving.
     assert ok(post(platform, vector_pdf([["Still here"]]))).json()["page_count"] == 1
+
+
+def test_pdf_text_keep_returns_a_born_digital_pages_own_text(platform: Platform) -> None:
+    lines = ["Kept exactly: 42 (text)", "second line"]
+    pdf = vector_pdf([lines], rotate=0)
+    body = ok(post(platform, pdf, pdf_text="keep")).json()
+    (page,) = body["pages"]
+    assert page["source"] == "pdf"
+    assert body["text"] == "\n".join(lines) + "\n"
+    assert {word["confidence"] for word in body["words"]} == {100.0}
+    assert [word["line"] for word in body["words"]] == [1, 1, 1, 1, 2, 2]
+    # Boxes at the render dpi: the first word starts an inch in (72 pt at 300 dpi).
+    first = body["words"][0]
+    assert abs(first["left"] - 300) <= 10
+    # Without keep the same page is read by OCR.
+    assert ok(post(platform, pdf)).json()["pages"][0]["source"] == "ocr"
+
+
+def test_pdf_text_keep_still_reads_a_scanned_page_by_ocr(
+    platform: Platform, scanned: bytes
+) -> None:
+    body = ok(post(platform, scanned, pdf_text="keep", pages="1")).json()
+    assert body["pages"][0]["source"] == "ocr"
+    assert cer(TEXTS[0], body["text"]) <= 0.05
+
+
+def test_a_kept_page_gets_no_text_layer_over_its_own(platform: Platform, tmp_path: Any) -> None:
+    pdf = vector_pdf([["Only once please"]])
+    response = ok(post(platform, pdf, pdf_text="keep", format="pdf"))
+    out = tmp_path / "kept.pdf"
+    out.write_bytes(response.content)
+    text = subprocess.run(
+        ["pdftotext", str(out), "-"], capture_output=True, check=True, text=True
+    ).stdout
+    assert text.count("Only once please") == 1
+    bad = post(platform, pdf, pdf_text="maybe")
+    assert bad.status_code == 422
+    assert "pdf_text" in bad.text

@@ -30,6 +30,7 @@ from model.engine import (
     OcrOptions,
     ResultCache,
     TesserocrBackend,
+    pdf_pages,
 )
 from model.engine.image import DEFAULT_LIMITS, DecodeLimits, load, probe
 from model.formats import FormatPage
@@ -432,3 +433,40 @@ def test_contract_names_the_new_parameters() -> None:
         ' "timings": {"queue_s": 0, "decode_s": 0, "preprocess_s": 0, "recognize_s": 0}}'
     )
     assert (facts.page_count, facts.source) == (1, "ocr")  # older model servers' facts
+
+
+# --- pdf_text=keep: a born-digital page's own text ---
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_a_pages_own_words_are_boxed_where_the_render_draws_them(rotate: int) -> None:
+    pdf = docs.vector_pdf([["Boxed words here", "next line"]], rotate=rotate)
+    size, words = pdf_pages.page_words(pdf, 1, 150, DEFAULT_LIMITS)
+    lines: dict[int, list[str]] = {}
+    for word in words:
+        lines.setdefault(word.line, []).append(word.text)
+    # Words in order within their line; PDFium may give a turned page's lines either way.
+    assert sorted(" ".join(line) for line in lines.values()) == ["Boxed words here", "next line"]
+    rendered, _ = load(pdf, page=1, dpi=150)
+    for word in words:
+        assert 0 <= word.left < word.right <= size.width
+        assert 0 <= word.top < word.bottom <= size.height
+        # Each box holds ink of the rendered page: the word is drawn where its box says.
+        crop = rendered.crop((word.left, word.top, word.right, word.bottom))
+        low, _high = crop.getextrema()
+        assert isinstance(low, int)
+        assert low < 128, word
+
+
+def test_keep_reads_a_text_page_without_ocr_and_ocr_when_it_has_none() -> None:
+    engine = OcrEngine(TesserocrBackend(ModelSettings().tessdata_dir), max_pixels=40_000_000)
+    kept = engine.read(docs.vector_pdf([["Own text 7"]]), OcrOptions(pdf_text="keep")).result
+    assert (kept.text, kept.source, kept.confidence) == ("Own text 7\n", "pdf", 100.0)
+    assert kept.timings.recognize_s == 0.0
+    scan = docs.scanned_pdf(docs.line_pages("Scanned text"))
+    read = engine.read(scan, OcrOptions(pdf_text="keep")).result
+    assert read.source == "ocr"
+    assert read.text.strip() == "Scanned text"
+    assert parse_options({"pdf_text": "keep"}, OcrOptions()).pdf_text == "keep"
+    with pytest.raises(InvalidOptionError, match="pdf_text"):
+        OcrOptions(pdf_text="maybe").validate(frozenset({"eng"}))
