@@ -24,11 +24,12 @@ system-deps: ## Install every apt package the tests use when missing (needs root
 run-deps: ## Install only what serving needs from apt: Tesseract, English and OSD data
 	@bash scripts/install-system-deps.sh run
 
-# Serving needs the gateway and model extras only; the tests add the dev tools on top.
+# Serving needs the gateway and model extras (and the `ocr` command line); the tests add the dev
+# tools on top.
 $(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[gateway,model]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[gateway,model,cli]'
 	@touch $@
 
 $(STAMP): $(RUN_STAMP)
@@ -83,11 +84,28 @@ run-observed: $(RUN_STAMP) ## make run plus a local Prometheus on :9090 scraping
 	@bash scripts/install-system-deps.sh observe
 	bash scripts/run-observed.sh $(PY)
 
+# The benchmark's peers (OCRmyPDF) on top of the dev tools: `make bench` installs them, `make test`
+# does not (its smoke run of bench.documents leaves OCRmyPDF out).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	@touch $@
+
 .PHONY: bench
-bench: $(STAMP) ## Engine ceiling vs platform vs seed-style: table, docs/bench/results.json + chart
+bench: $(BENCH_STAMP) ## Engine ceiling vs platform vs seed-style, formats, documents, admission: tables + docs/bench/*.json
 	@bash scripts/install-system-deps.sh bench
 	$(PY) -m bench --out $${BENCH_OUT:-docs/bench}
 	$(PY) -m bench.formats --out $${BENCH_OUT:-docs/bench}
+	$(PY) -m bench.documents --out $${BENCH_OUT:-docs/bench}
+	$(PY) -m bench.admission --out $${BENCH_OUT:-docs/bench}
+	$(PY) -m bench.cli --out $${BENCH_OUT:-docs/bench}
+
+.PHONY: screenshots
+screenshots: $(STAMP) ## Regenerate docs/img/web-page.png: the web page reading a page, in headless Chromium
+	@bash scripts/install-system-deps.sh web
+	@mkdir -p docs/img
+	OCR_WEB_SCREENSHOT=$(CURDIR)/docs/img/web-page.png $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/e2e/test_web.py -k rendered_page
 
 .PHONY: fuzz
 fuzz: $(STAMP) ## Long fuzz runs: the decode path and the gateway's OpenAPI (5000 examples each)

@@ -130,8 +130,6 @@ class Stack:
     def _model_env(self) -> dict[str, str]:
         return {
             "OCR_MODEL_WORKERS": "0",
-            # 64 clients must fit in the engine's queue: workers + 128 waiting.
-            "OCR_MODEL_MAX_QUEUE": "128",
             "OCR_MODEL_MAX_REQUEST_S": str(REQUEST_BUDGET_S),
             "OCR_MODEL_GRACE_PERIOD_S": "5",
             "OCR_MODEL_LOG_LEVEL": "warning",

@@ -2,7 +2,8 @@
 
 Each workload is one encoded image sent again and again: a single text line, a full page of
 text, and a photo-like JPEG scan (uneven grey background, slight tilt, blur and noise); any of
-them can be skewed, as a page fed askew (the deskew benchmark).
+them can be skewed, as a page fed askew (the deskew benchmark). For documents: scanned text pages
+and one-line pages that know their own text, and PDFs made of them (`python -m bench.documents`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,69 @@ def photo_scan() -> Workload:
         "image/jpeg",
         *size,
     )
+
+
+@dataclass(frozen=True)
+class TextPage:
+    """A page image rendered here and the text printed on it: its ground truth."""
+
+    image: Image.Image
+    text: str
+    """The page's lines, joined by newlines."""
+    dpi: int
+
+
+def scanned_text_page(seed: int, dpi: int = 300, lines: int | None = None) -> TextPage:
+    """A US-letter page of text at `dpi` as a flatbed scanner gives it: grey, lightly blurred.
+
+    The full page's layout (1-inch-ish margins, 10 words a line, 10.5 pt type) scaled to `dpi`;
+    `seed` picks the words, so pages of a document differ. `lines` caps the number of lines
+    (None: a full page, 41 lines)."""
+    scale = dpi / 200  # full_page() is the same layout at 200 dpi
+    size = (round(8.5 * dpi), round(11 * dpi))
+    rnd = random.Random(seed)  # noqa: S311  # reproducible text, not a secret
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    font = _font(round(28 * scale))
+    margin, step = round(150 * scale), round(46 * scale)
+    printed: list[str] = []
+    for y in range(margin, size[1] - margin, step):
+        if lines is not None and len(printed) >= lines:
+            break
+        sentence = _sentence(rnd, 10)
+        draw.text((margin, y), sentence, font=font, fill=0)
+        printed.append(sentence)
+    # A scanner's optics soften edges a little; stored as JPEG in the PDF, as scanners do.
+    return TextPage(image.filter(ImageFilter.GaussianBlur(0.7)), "\n".join(printed), dpi)
+
+
+def line_text_page(number: int, dpi: int = 150) -> TextPage:
+    """A small page (8 x 1 inch at `dpi`) holding one numbered line of text: the cheapest page
+    that is still read by Tesseract, for documents of hundreds of pages."""
+    size = (8 * dpi, dpi)
+    text = f"Page {number}: the quick brown fox jumps over the lazy dog"
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).text((dpi // 4, dpi // 3), text, font=_font(round(dpi * 16 / 72)), fill=0)
+    return TextPage(image, text, dpi)
+
+
+def pdf_of(pages: list[TextPage]) -> bytes:
+    """A PDF with one page per image, each filling its page at its own dpi (Pillow: grey
+    images stored as JPEG, DCTDecode, as a scanner's PDF holds them)."""
+    out = io.BytesIO()
+    first, *rest = pages
+    if any(page.dpi != first.dpi for page in rest):
+        raise ValueError("every page of one PDF is rendered at the same dpi here")
+    # Copies: Pillow leaves the save's settings on the images it appended, and a later save of
+    # one of them alone would append the others again.
+    first.image.copy().save(
+        out,
+        "PDF",
+        save_all=True,
+        append_images=[page.image.copy() for page in rest],
+        resolution=first.dpi,
+    )
+    return out.getvalue()
 
 
 #: Workload names in the order they run.

@@ -77,9 +77,29 @@ PAGE: Final = TensorSpec(
     "applied, text, confidence, words and timings.",
     default=False,
 )
+#: Longest side, in pixels, of the `preview` image.
+PREVIEW_MAX_SIDE: Final = 1600
+PREVIEW: Final = TensorSpec(
+    "preview",
+    "BYTES",
+    "A JPEG of the upright page that was read (after rotate=auto and deskew; a PDF page as "
+    f"rendered at `dpi`), scaled so its longest side is at most {PREVIEW_MAX_SIDE} px: the "
+    "picture the `page` output's word boxes lie on, once scaled from its `width` x `height`.",
+    default=False,
+)
 
 #: Every output, in the order a response carries them.
-OUTPUTS: Final[tuple[TensorSpec, ...]] = (TEXT, CONFIDENCE, WORDS, HOCR, TSV, ALTO, PDF, PAGE)
+OUTPUTS: Final[tuple[TensorSpec, ...]] = (
+    TEXT,
+    CONFIDENCE,
+    WORDS,
+    HOCR,
+    TSV,
+    ALTO,
+    PDF,
+    PAGE,
+    PREVIEW,
+)
 OUTPUTS_BY_NAME: Final[Mapping[str, TensorSpec]] = MappingProxyType({o.name: o for o in OUTPUTS})
 #: Names of the outputs a request that lists none receives.
 DEFAULT_OUTPUTS: Final[tuple[str, ...]] = tuple(o.name for o in OUTPUTS if o.default)

@@ -1,7 +1,8 @@
 """Who may call the API and how often: optional API keys with per-key rate limits.
 
-Pure ASGI middleware in front of the routes. Probes, metrics and the API docs are exempt, so
-orchestrators and scrapers never need a key. Keys are compared in constant time and only an
+Pure ASGI middleware in front of the routes. Probes, metrics, the API docs and the web page
+(with its files) are exempt, so orchestrators and scrapers never need a key, and a person can
+load the page to enter theirs. Keys are compared in constant time and only an
 HMAC of a key (keyed with a server secret) ever reaches logs, the rate limiter's storage or the
 model (as the request's tenant). Wrong keys are counted per client address: past
 ``auth_failures_per_minute`` that address is refused before its key is even checked, so keys
@@ -36,7 +37,11 @@ from gateway.handlers import render_error
 logger = logging.getLogger(__name__)
 
 #: Paths that never need a key nor count against a limit.
-EXEMPT_PATHS: Final = frozenset({"/healthz", "/health", "/readyz", "/metrics", "/openapi.json"})
+EXEMPT_PATHS: Final = frozenset(
+    {"/healthz", "/health", "/readyz", "/metrics", "/openapi.json", "/docs", "/"}
+)
+#: Prefixes of the exempt files: the docs' and the web page's.
+EXEMPT_PREFIXES: Final = ("/docs/", "/static/")
 #: Hex digits of a key id: 64 bits, ample to tell keys apart, too few to matter if leaked.
 _KEY_ID_CHARS: Final = 16
 
@@ -48,8 +53,9 @@ def key_id(value: str, secret: bytes) -> str:
 
 
 def is_exempt(path: str) -> bool:
-    """Whether ``path`` is open to everyone (probes, metrics, the docs page and its assets)."""
-    return path in EXEMPT_PATHS or path == "/docs" or path.startswith("/docs/")
+    """Whether ``path`` is open to everyone (probes, metrics, the docs and the web page, and
+    their files)."""
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
 
 
 class AccessMiddleware:

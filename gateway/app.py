@@ -22,7 +22,14 @@ from gateway.metrics import (
     UpstreamMetricsInterceptor,
 )
 from gateway.middleware import InflightUploads, RequestContextMiddleware, UploadLimitMiddleware
-from gateway.routes import docs_router, health_router, metrics_router, ocr_router
+from gateway.routes import (
+    docs_router,
+    health_router,
+    languages_router,
+    metrics_router,
+    ocr_router,
+    ui_router,
+)
 from gateway.settings import GatewaySettings
 
 DESCRIPTION: Final = """\
@@ -126,10 +133,13 @@ def create_app(settings: GatewaySettings, tracer_provider: TracerProvider | None
         description="One of the gateway's API keys (OCR_GATEWAY_API_KEYS).",
         auto_error=False,
     )
-    app.include_router(ocr_router, dependencies=[Depends(key_scheme)] if settings.api_keys else [])
+    keyed = [Depends(key_scheme)] if settings.api_keys else []
+    app.include_router(ocr_router, dependencies=keyed)
+    app.include_router(languages_router, dependencies=keyed)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(docs_router)
+    app.include_router(ui_router)
     if tracer_provider is not None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

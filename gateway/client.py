@@ -12,13 +12,14 @@ import random
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 import grpc
 import grpc.aio
 
+from contract.metadata import LANGUAGES
 from gateway.codec import OcrResult, build_infer_request, decode_infer_response
-from gateway.errors import upstream_error_for
+from gateway.errors import MalformedResponseError, Metadata, upstream_error_for
 from gateway.protocol import pb, pb_grpc
 from gateway.settings import GatewaySettings
 
@@ -35,6 +36,8 @@ _KEEPALIVE_TIMEOUT_MS: Final = 20_000
 _INITIAL_RECONNECT_BACKOFF_MS: Final = 100
 _MAX_RECONNECT_BACKOFF_MS: Final = 2_000
 _CLOSE_GRACE_S: Final = 1.0
+# The model's languages change only when it is redeployed: asked again after a minute.
+LANGUAGES_TTL_S: Final = 60.0
 
 # Jitter spreads retries of many clients apart; it needs no cryptographic randomness.
 _jitter = random.Random()  # noqa: S311
@@ -85,6 +88,11 @@ class InferenceClient:
         self._model_ready: (
             grpc.aio.UnaryUnaryMultiCallable[pb.ModelReadyRequest, pb.ModelReadyResponse] | None
         ) = None
+        self._model_metadata: (
+            grpc.aio.UnaryUnaryMultiCallable[pb.ModelMetadataRequest, pb.ModelMetadataResponse]
+            | None
+        ) = None
+        self._languages: tuple[float, tuple[str, ...]] | None = None
 
     async def start(self) -> None:
         """Open the channel; it connects lazily and reconnects by itself."""
@@ -99,6 +107,7 @@ class InferenceClient:
         self._model_infer = stub.ModelInfer
         self._server_ready = stub.ServerReady
         self._model_ready = stub.ModelReady
+        self._model_metadata = stub.ModelMetadata
         logger.info("model channel opened to %s", self._settings.model_address)
 
     async def close(self) -> None:
@@ -179,7 +188,10 @@ class InferenceClient:
                     code is not grpc.StatusCode.UNAVAILABLE
                     or attempt >= settings.retry_max_attempts
                 ):
-                    raise upstream_error_for(code, details) from None
+                    # An overloaded model's retry hint rides in the trailing metadata: a
+                    # grpc.aio.Metadata of (key, value) pairs (grpc-stubs type it as RpcError's).
+                    trailing = cast("Metadata", err.trailing_metadata())
+                    raise upstream_error_for(code, details, trailing) from None
                 backoff = self._backoff(attempt)
                 if time.monotonic() + backoff >= deadline:
                     # Sleeping would use up the deadline: answer the failure we have now.
@@ -233,6 +245,32 @@ class InferenceClient:
             logger.info("model readiness check failed: %s", _status_name(err))
             return False
         return response.ready
+
+    async def languages(self) -> tuple[str, ...]:
+        """The languages the model can read, from its ``ModelMetadata`` answer (trailing
+        metadata ``ocr-languages``), remembered for ``LANGUAGES_TTL_S``; the call is bounded by
+        ``readiness_timeout_s``. Raises :class:`~gateway.errors.UpstreamError` when it fails."""
+        if self._model_metadata is None:
+            raise RuntimeError("InferenceClient not started")
+        now = time.monotonic()
+        if self._languages is not None and now - self._languages[0] < LANGUAGES_TTL_S:
+            return self._languages[1]
+        call = self._model_metadata(
+            pb.ModelMetadataRequest(name=self._settings.model_name),
+            timeout=self._settings.readiness_timeout_s,
+            metadata=self._metadata,
+        )
+        try:
+            await call
+            trailing = await call.trailing_metadata()
+        except grpc.aio.AioRpcError as err:
+            raise upstream_error_for(err.code(), err.details()) from None
+        listed = dict(trailing or ()).get(LANGUAGES)
+        if not isinstance(listed, str) or not listed:
+            raise MalformedResponseError("the model's metadata names no languages")
+        languages = tuple(listed.split(","))
+        self._languages = (now, languages)
+        return languages
 
 
 def _status_name(err: grpc.RpcError) -> str:

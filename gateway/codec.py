@@ -37,9 +37,17 @@ _UTF8_DOCUMENTS: Final[frozenset[str]] = frozenset(
 )
 #: Every output this module decodes; a test holds it to `contract.OUTPUTS`.
 DECODED_OUTPUTS: Final[frozenset[str]] = frozenset(
-    {contract.TEXT.name, contract.CONFIDENCE.name, contract.WORDS.name, contract.PAGE.name}
+    {
+        contract.TEXT.name,
+        contract.CONFIDENCE.name,
+        contract.WORDS.name,
+        contract.PAGE.name,
+        contract.PREVIEW.name,
+    }
     | DOCUMENT_OUTPUTS
 )
+#: How every JPEG starts: the start-of-image marker, then another marker.
+_JPEG_MAGIC: Final = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +62,8 @@ class OcrResult:
     page: PageFacts | None = None
     documents: Mapping[str, bytes] = field(default_factory=dict)
     """The document outputs asked for (hOCR, TSV, ALTO, PDF) by name: their bytes, untouched."""
+    preview: bytes | None = None
+    """The JPEG of the page as read, when asked for."""
 
 
 def encode_bytes_element(element: bytes) -> bytes:
@@ -169,6 +179,11 @@ def decode_infer_response(
         words = _words(reader.single_bytes(contract.WORDS))
     if contract.PAGE.name in asked:
         page = _page(reader.single_bytes(contract.PAGE))
+    preview: bytes | None = None
+    if contract.PREVIEW.name in asked:
+        preview = reader.single_bytes(contract.PREVIEW)
+        if not preview.startswith(_JPEG_MAGIC):
+            raise MalformedResponseError(f"output {contract.PREVIEW.name!r} is not a JPEG")
     documents: dict[str, bytes] = {}
     for name in sorted(asked & DOCUMENT_OUTPUTS):
         spec = contract.OUTPUTS_BY_NAME[name]
@@ -184,6 +199,7 @@ def decode_infer_response(
         words=words,
         page=page,
         documents=documents,
+        preview=preview,
     )
 
 

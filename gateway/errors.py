@@ -10,19 +10,28 @@ addresses) and any extra headers; ``str(error)`` may carry more detail for the l
 """
 
 import inspect
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Self
 
 import grpc
 
+from contract.metadata import RETRY_AFTER_MS
+
 # Longest model-supplied message passed through to clients; details beyond it are cut.
 _MAX_DETAILS_CHARS: Final = 500
-# Seconds to wait after a model overload; the README promises `Retry-After: 1`.
+# Seconds to wait after a model overload when the model gave no hint of its own.
 _OVERLOAD_RETRY_AFTER_S: Final = 1
+# Longest wait a model's hint is believed for; a longer one is cut to it.
+_MAX_OVERLOAD_RETRY_AFTER_S: Final = 300
+_MAX_HINT_DIGITS: Final = 9
 # Seconds to wait when the gateway holds as many upload bytes as it may; uploads end quickly.
 _BUSY_RETRY_AFTER_S: Final = 1
 _RETRY_AFTER_DOC: Final = "Seconds to wait before retrying."
+
+Metadata = Iterable[tuple[str, str | bytes]]
+"""gRPC metadata: (key, value) pairs, as ``AioRpcError.trailing_metadata()`` gives them."""
 
 
 class GatewayError(Exception):
@@ -398,13 +407,18 @@ class UpstreamError(GatewayError):
     """Show the model's status details instead of the fixed message: only where they are meant
     for users (the model's own validation messages), never for transport or server failures."""
 
-    def __init__(self, grpc_code: grpc.StatusCode, details: str | None) -> None:
+    def __init__(
+        self,
+        grpc_code: grpc.StatusCode,
+        details: str | None,
+        trailing_metadata: Metadata | None = None,
+    ) -> None:
         message = self._message_for(grpc_code)
         if self.pass_details and details and details.strip():
             message = details.strip()[:_MAX_DETAILS_CHARS]
         super().__init__(
             message,
-            headers=self.fixed_headers,
+            headers=self._headers_for(trailing_metadata or ()),
             log_detail=f"model call failed: {grpc_code.name}: {details}",
         )
         self.grpc_code = grpc_code
@@ -413,6 +427,10 @@ class UpstreamError(GatewayError):
     def _message_for(self, grpc_code: grpc.StatusCode) -> str:
         """The fixed client message for ``grpc_code`` (the fallback of ``pass_details``)."""
         return self.default_message
+
+    def _headers_for(self, trailing_metadata: Metadata) -> Mapping[str, str]:
+        """The answer's headers, given the failed call's trailing metadata."""
+        return self.fixed_headers
 
     @classmethod
     def example(cls) -> Self:
@@ -461,13 +479,38 @@ class ModelTimeoutError(UpstreamError):
 
 
 class ModelOverloadedError(UpstreamError):
-    """Every model worker is busy and its queue is full; retry after ``Retry-After`` seconds."""
+    """The model cannot read the request within its deadline now; retry after ``Retry-After``.
+
+    ``Retry-After`` is the model's own hint (trailing metadata ``retry-after-ms``: when it
+    expects capacity), in whole seconds rounded up; 1 when the model gave none.
+    """
 
     status = 429
     code = "model_overloaded"
     default_message = "The model server is overloaded; try again later."
     documented_headers = MappingProxyType({"Retry-After": _RETRY_AFTER_DOC})
     fixed_headers = MappingProxyType({"Retry-After": str(_OVERLOAD_RETRY_AFTER_S)})
+
+    def _headers_for(self, trailing_metadata: Metadata) -> Mapping[str, str]:
+        hint_ms = retry_after_ms(trailing_metadata)
+        if hint_ms is None:
+            return self.fixed_headers
+        seconds = min(_MAX_OVERLOAD_RETRY_AFTER_S, max(1, math.ceil(hint_ms / 1000)))
+        return {"Retry-After": str(seconds)}
+
+
+def retry_after_ms(trailing_metadata: Metadata) -> int | None:
+    """The model's retry hint (``retry-after-ms``) in milliseconds; None when absent or not a
+    positive whole number."""
+    for key, value in trailing_metadata:
+        if key != RETRY_AFTER_MS:
+            continue
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        # At most 9 digits (~11 days): a longer number is no hint worth parsing.
+        if text.isascii() and text.isdigit() and len(text) <= _MAX_HINT_DIGITS:
+            return int(text) or None
+        return None
+    return None
 
 
 class ModelNotFoundError(UpstreamError):
@@ -505,6 +548,11 @@ def error_class_for(grpc_code: grpc.StatusCode) -> type[UpstreamError]:
     return GRPC_STATUS_TABLE.get(grpc_code, UnknownUpstreamError)
 
 
-def upstream_error_for(grpc_code: grpc.StatusCode, details: str | None) -> UpstreamError:
-    """The error to answer for a model call that failed with ``grpc_code`` and ``details``."""
-    return error_class_for(grpc_code)(grpc_code, details)
+def upstream_error_for(
+    grpc_code: grpc.StatusCode,
+    details: str | None,
+    trailing_metadata: Metadata | None = None,
+) -> UpstreamError:
+    """The error to answer for a model call that failed with ``grpc_code`` and ``details``
+    (and ``trailing_metadata``, where an overloaded model says when to retry)."""
+    return error_class_for(grpc_code)(grpc_code, details, trailing_metadata)

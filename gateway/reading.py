@@ -13,6 +13,7 @@ every page failed, the answer is the first page's error, as it would be for a si
 
 from __future__ import annotations
 
+import base64
 import functools
 import random
 import time
@@ -38,6 +39,7 @@ from gateway.schemas import (
     OcrResponse,
     PageError,
     PageFailure,
+    PreviewedPage,
     Timings,
 )
 from gateway.settings import GatewaySettings
@@ -183,6 +185,17 @@ def page_entry(outcome: PageOutcome[OcrResult], page_count: int) -> PageFacts | 
     )
 
 
+def page_line(outcome: PageOutcome[OcrResult], page_count: int) -> PageFacts | PageFailure:
+    """An NDJSON page line: the `pages` entry, with the page image as a `data:` URL when the
+    model was asked for its `preview`."""
+    entry = page_entry(outcome, page_count)
+    preview = outcome.result.preview if outcome.result is not None else None
+    if preview is None or not isinstance(entry, PageFacts):
+        return entry
+    url = "data:image/jpeg;base64," + base64.b64encode(preview).decode("ascii")
+    return PreviewedPage(**dict(entry), preview=url)
+
+
 def _words_confidence(words: Sequence[Word]) -> float:
     return round(sum(w.confidence for w in words) / len(words), 2) if words else 0.0
 
@@ -240,7 +253,7 @@ async def ndjson_lines(
     model_started = time.perf_counter()
     try:
         async for outcome in outcomes:
-            entry = page_entry(outcome, page_count)
+            entry = page_line(outcome, page_count)
             if isinstance(entry, PageFailure):
                 failed.append(entry.page)
             else:

@@ -4,19 +4,21 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contract import PageFacts, PageTimings, Word
+from contract import PREVIEW_MAX_SIDE, PageFacts, PageTimings, Word
 
 __all__ = [
     "DocumentSummary",
     "DocumentSummaryLine",
     "ErrorDetail",
     "ErrorResponse",
+    "Languages",
     "LiveStatus",
     "OcrResponse",
     "PageError",
     "PageFacts",
     "PageFailure",
     "PageTimings",
+    "PreviewedPage",
     "ReadyStatus",
     "Timings",
     "Word",
@@ -71,6 +73,17 @@ class OcrResponse(BaseModel):
     timings: Timings
 
 
+class PreviewedPage(PageFacts):
+    """A page line of an NDJSON answer asked for with `preview=true`: the page's facts and the
+    image they describe."""
+
+    preview: str = Field(
+        description="The upright page that was read, as a `data:image/jpeg;base64,...` URL: "
+        f"a JPEG whose longest side is at most {PREVIEW_MAX_SIDE} px. A word box scales onto "
+        "it by the image's size over the page's `width` x `height`."
+    )
+
+
 class DocumentSummary(BaseModel):
     """The last line of an NDJSON answer: the document as a whole."""
 
@@ -101,6 +114,15 @@ class ErrorResponse(BaseModel):
     """The body of every error answer."""
 
     error: ErrorDetail
+
+
+class Languages(BaseModel):
+    """The languages the model can read."""
+
+    languages: list[str] = Field(
+        description="Tesseract language codes installed on the model server, sorted (e.g. "
+        "`deu`, `eng`); `lang` takes one or several joined by `+`."
+    )
 
 
 class LiveStatus(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +23,7 @@ from .engine import (
     Workers,
     available_cpus,
 )
+from .formats.pdf import DEFAULT_FONT
 from .metrics import ModelMetrics
 from .predictor import OcrModel
 from .settings import ModelSettings
@@ -86,7 +88,12 @@ def create_pool(
     kind = "processes" if runner else "threads"
     logger.info("OCR engine %s with %d worker %s", engine.backend.name, workers, kind)
     return EnginePool(
-        engine, workers=workers, warm_options=defaults, max_queue=settings.max_queue, runner=runner
+        engine,
+        workers=workers,
+        warm_options=defaults,
+        max_queue=settings.max_queue,
+        max_queue_bytes=settings.max_queue_bytes,
+        runner=runner,
     )
 
 
@@ -110,6 +117,7 @@ def create_model(
     metrics = metrics or ModelMetrics(CollectorRegistry())
     stops = metrics.worker_stops
     pool = create_pool(settings, backend, lambda reason: stops.labels(reason).inc())
+    metrics.watch(pool.admission)
     return OcrModel(
         settings.model_name,
         pool,
@@ -117,4 +125,12 @@ def create_model(
         metrics,
         settings.max_request_s,
         cache=create_cache(settings),
+        pdf_font=pdf_font(settings),
     )
+
+
+def pdf_font(settings: ModelSettings) -> Path:
+    """Tesseract's glyphless font for the searchable PDF: the configured tessdata directory's
+    `pdf.ttf`, else the one Debian's libtesseract installs."""
+    configured = settings.tessdata_dir / "pdf.ttf"
+    return configured if configured.is_file() else DEFAULT_FONT

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -38,7 +40,7 @@ from .errors import MAX_ECHO_CHARS, echo
 from .formats import FormatPage
 from .formats.alto import alto_document
 from .formats.hocr import hocr_document
-from .formats.pdf import pdf_document
+from .formats.pdf import DEFAULT_FONT, pdf_document
 from .formats.tsv import tsv_document
 
 INPUT_TYPES: Final = [contract.IMAGE.metadata()]
@@ -47,6 +49,10 @@ OUTPUT_TYPES: Final = [spec.metadata() for spec in contract.OUTPUTS]
 
 #: Most outputs a request may ask for: each of the contract's once.
 MAX_REQUESTED_OUTPUTS: Final = len(contract.OUTPUTS)
+#: Outputs that are binary files (REST JSON cannot carry them: see `parse_outputs`).
+BINARY_OUTPUTS: Final = (contract.PDF.name, contract.PREVIEW.name)
+#: JPEG quality of the preview: words stay legible, a 1600 px page weighs 100-300 kB.
+PREVIEW_QUALITY: Final = 80
 _LENGTH_PREFIX: Final = struct.Struct("<I")
 #: An integer parameter sent as text: at most 18 digits (int64), ASCII only.
 _INT_TEXT: Final = re.compile(r"\s*-?[0-9]{1,18}\s*")
@@ -250,6 +256,9 @@ class OutputOptions:
 
     pdf_text_only: bool = contract.PDF_TEXT_ONLY.default
     """The `pdf` output holds the invisible text layer alone, no page image."""
+    pdf_font: Path = DEFAULT_FONT
+    """Tesseract's glyphless font the text layer is drawn in (the server's, not the request's:
+    the predictor sets it from the tessdata directory)."""
 
 
 def parse_output_options(parameters: Mapping[str, Any] | None) -> OutputOptions:
@@ -334,8 +343,8 @@ def _int_option(values: Mapping[str, Any], name: str, default: int) -> int:
 
 def parse_outputs(request: InferRequest) -> tuple[str, ...]:
     """Names of the outputs `request` asks for, in the contract's order; the contract's
-    defaults when it lists none. InvalidInput for an unknown or repeated name, and for `pdf`
-    asked for as JSON text over REST (see `binary_outputs`)."""
+    defaults when it lists none. InvalidInput for an unknown or repeated name, and for a
+    binary output (`pdf`, `preview`) asked for as JSON text over REST (see `binary_outputs`)."""
     listed = request.request_outputs or []
     if len(listed) > MAX_REQUESTED_OUTPUTS:
         raise InvalidInput(
@@ -354,17 +363,17 @@ def parse_outputs(request: InferRequest) -> tuple[str, ...]:
         repeated = next(name for name in names if names.count(name) > 1)
         raise InvalidInput(f"output {echo(repeated)} is requested twice")
     wanted = tuple(spec.name for spec in contract.OUTPUTS if spec.name in names)
-    if (
-        contract.PDF.name in wanted
-        and not request.from_grpc
-        and contract.PDF.name not in binary_outputs(request)
-    ):
-        raise InvalidInput(
-            f"output {contract.PDF.name!r} is a binary file, which REST JSON cannot carry "
-            "(its BYTES are UTF-8 text): ask for it in binary, with "
-            '`"parameters": {"binary_data": true}` on the output or '
-            '`"binary_data_output": true` in the request parameters, or over gRPC'
-        )
+    binary = [name for name in BINARY_OUTPUTS if name in wanted]
+    if binary and not request.from_grpc:
+        in_binary = binary_outputs(request)
+        for name in binary:
+            if name not in in_binary:
+                raise InvalidInput(
+                    f"output {name!r} is a binary file, which REST JSON cannot carry "
+                    "(its BYTES are UTF-8 text): ask for it in binary, with "
+                    '`"parameters": {"binary_data": true}` on the output or '
+                    '`"binary_data_output": true` in the request parameters, or over gRPC'
+                )
     return wanted
 
 
@@ -428,6 +437,22 @@ def page_json(page: FormatPage) -> bytes:
     return facts.model_dump_json().encode()
 
 
+def preview_jpeg(page: FormatPage) -> bytes:
+    """The `preview` output: the page image that was read as a JPEG, scaled (never enlarged) so
+    its longest side is at most `contract.PREVIEW_MAX_SIDE`, keeping its aspect."""
+    image = page.image
+    if image is None:
+        # The predictor keeps the image whenever `preview` is wanted: a bug if it is missing.
+        raise ValueError("the preview needs the page image that was read")
+    # A 1-bit page is scaled in 8-bit gray, so the strokes' edges stay smooth.
+    preview = image.copy() if image.mode in ("L", "RGB") else image.convert("L")
+    side = contract.PREVIEW_MAX_SIDE
+    preview.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    preview.save(out, "JPEG", quality=PREVIEW_QUALITY)
+    return out.getvalue()
+
+
 # Lists, not arrays: KServe sends a numpy array as raw output even when the other outputs go
 # in `contents`, and the protocol forbids mixing the two in one response.
 OUTPUT_ENCODERS: Final[Mapping[str, Callable[[FormatPage, OutputOptions], list[Any]]]] = {
@@ -438,9 +463,10 @@ OUTPUT_ENCODERS: Final[Mapping[str, Callable[[FormatPage, OutputOptions], list[A
     contract.TSV.name: lambda page, _: [tsv_document([page])],
     contract.ALTO.name: lambda page, _: [alto_document([page])],
     contract.PDF.name: lambda page, options: [
-        pdf_document([page], text_only=options.pdf_text_only)
+        pdf_document([page], font_path=options.pdf_font, text_only=options.pdf_text_only)
     ],
     contract.PAGE.name: lambda page, _: [page_json(page)],
+    contract.PREVIEW.name: lambda page, _: [preview_jpeg(page)],
 }
 """The encoder of each output of `contract.OUTPUTS`: one page and the request's output options
 in, the tensor's elements out. Only the outputs a request wants are encoded."""
@@ -455,9 +481,9 @@ def build_response(
     options: OutputOptions | None = None,
 ) -> InferResponse:
     """A v2 response carrying `outputs` (default: those the request asks for, `parse_outputs`)
-    in the contract's order, read from `result` and, for `pdf`, the upright page `image`,
-    written as `options` say (default: as the request's parameters say); binary outputs when
-    the request came with raw (binary) inputs or asked for them."""
+    in the contract's order, read from `result` and, for `pdf` and `preview`, the upright page
+    `image`, written as `options` say (default: as the request's parameters say); binary
+    outputs when the request came with raw (binary) inputs or asked for them."""
     wanted = parse_outputs(request) if outputs is None else outputs
     if options is None:
         options = parse_output_options(request.parameters)

@@ -5,12 +5,15 @@ the protocol error of `ERROR_TABLE`, and the answer's status follows from that o
 ports. `InvalidInput` is KServe's: its interceptor answers INVALID_ARGUMENT and its REST handler
 400 (a test pins both). Overload and timeouts are ours: they subclass grpc-interceptor's
 exceptions, which KServe's gRPC interceptor turns into their status, and `rest_error_handler`
-gives the REST answer from the same row.
+gives the REST answer from the same row. An overload refusal carries the engine's retry hint:
+over gRPC in the trailing metadata `contract.metadata.RETRY_AFTER_MS` (milliseconds), over REST
+as `Retry-After` (whole seconds, rounded up).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,11 +28,13 @@ from grpc_interceptor.exceptions import DeadlineExceeded, ResourceExhausted
 from kserve.errors import InvalidInput, ModelNotReady, ServerNotLive, ServerNotReady
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from .engine import EngineBusyError, EngineInputError, EngineTimeoutError
+from contract.metadata import RETRY_AFTER_MS
+
+from .engine import AdmissionRefusedError, EngineBusyError, EngineInputError, EngineTimeoutError
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a refused client should wait before retrying an overloaded server.
+#: Seconds a refused client should wait before retrying an overloaded server that gave no hint.
 RETRY_AFTER_S: Final = 1
 #: Longest piece of a request (an input's name, a model name, a value) quoted in a message.
 MAX_ECHO_CHARS: Final = 64
@@ -47,7 +52,31 @@ def echo(value: object) -> str:
 
 
 class ModelOverloaded(ResourceExhausted):
-    """The engine pool is full; the request was refused without queueing."""
+    """The engine cannot take the request now; it was refused without queueing.
+
+    `retry_after_s` is when capacity is expected (None: no hint, `RETRY_AFTER_S` applies)."""
+
+    def __init__(self, details: str, retry_after_s: float | None = None) -> None:
+        super().__init__(details)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_ms(self) -> int | None:
+        """The hint in whole milliseconds, rounded up; None without one."""
+        if self.retry_after_s is None:
+            return None
+        return max(1, math.ceil(self.retry_after_s * 1000))
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds, rounded up, at least 1."""
+        seconds = RETRY_AFTER_S if self.retry_after_s is None else self.retry_after_s
+        return str(max(1, math.ceil(seconds)))
+
+
+def _overloaded(error: Exception) -> ModelOverloaded:
+    hint = error.retry_after_s if isinstance(error, AdmissionRefusedError) else None
+    return ModelOverloaded(str(error), hint)
 
 
 class ModelTimeout(DeadlineExceeded):
@@ -59,22 +88,23 @@ class ErrorMapping:
     """How one engine error is answered."""
 
     engine_error: type[Exception]
-    protocol_error: Callable[[str], Exception]
-    """Builds the exception KServe's servers answer, from the engine's (client-safe) message."""
+    protocol_error: Callable[[Exception], Exception]
+    """Builds the exception KServe's servers answer from the engine's (its message is
+    client-safe)."""
     grpc_status: StatusCode
     http_status: int
     retry_after_s: int | None = None
-    """`Retry-After` of the REST answer."""
+    """`Retry-After` of the REST answer, unless the error carries its own hint."""
 
 
 ERROR_TABLE: Final[tuple[ErrorMapping, ...]] = (
-    ErrorMapping(EngineInputError, InvalidInput, StatusCode.INVALID_ARGUMENT, 400),
     ErrorMapping(
-        EngineBusyError, ModelOverloaded, StatusCode.RESOURCE_EXHAUSTED, 429, RETRY_AFTER_S
+        EngineInputError, lambda error: InvalidInput(str(error)), StatusCode.INVALID_ARGUMENT, 400
     ),
+    ErrorMapping(EngineBusyError, _overloaded, StatusCode.RESOURCE_EXHAUSTED, 429, RETRY_AFTER_S),
     ErrorMapping(
         EngineTimeoutError,
-        lambda message: ModelTimeout(f"OCR stopped: {message}"),
+        lambda error: ModelTimeout(f"OCR stopped: {error}"),
         StatusCode.DEADLINE_EXCEEDED,
         504,
     ),
@@ -91,7 +121,7 @@ def to_protocol_error(exc: Exception) -> Exception:
     """The protocol error for an engine failure; anything unexpected is returned as it is."""
     for row in ERROR_TABLE:
         if isinstance(exc, row.engine_error):
-            return row.protocol_error(str(exc))
+            return row.protocol_error(exc)
     return exc
 
 
@@ -101,7 +131,9 @@ async def rest_error_handler(request: Request, exc: Exception) -> JSONResponse:
     row = _BY_GRPC_STATUS.get(exc.status_code)
     status = 500 if row is None else row.http_status
     headers = None
-    if row is not None and row.retry_after_s is not None:
+    if isinstance(exc, ModelOverloaded):
+        headers = {"Retry-After": exc.retry_after_header}
+    elif row is not None and row.retry_after_s is not None:
         headers = {"Retry-After": str(row.retry_after_s)}
     return JSONResponse({"error": exc.details}, status_code=status, headers=headers)
 
@@ -138,6 +170,9 @@ class ClientSafeExceptionInterceptor(ExceptionToStatusInterceptor):  # type: ign
             await context.abort(StatusCode.UNAVAILABLE, str(ex))
         if isinstance(ex, NotImplementedError):
             await context.abort(StatusCode.UNIMPLEMENTED, "not implemented by this server")
+        if isinstance(ex, ModelOverloaded) and ex.retry_after_ms is not None:
+            # Sent with the status (abort keeps the trailing metadata set before it).
+            context.set_trailing_metadata(((RETRY_AFTER_MS, str(ex.retry_after_ms)),))
         try:
             await super().handle_exception(ex, request_or_iterator, context, method_name)
         except grpc.aio.AbortError:

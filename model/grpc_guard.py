@@ -12,7 +12,8 @@ UNKNOWN naming the `DecodeError` class).
 
 `ClosedInferenceServicer` is KServe's servicer with the model repository extension off (no
 client may unload or load the model) and the counts of a request checked before KServe's
-conversion (`codec.check_grpc_request`).
+conversion (`codec.check_grpc_request`); its `ModelMetadata` answer names the model's languages
+in trailing metadata (`contract.metadata.LANGUAGES`: the v2 message has no field for them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 from grpc_interceptor.exceptions import InvalidArgument, Unimplemented
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.servicer import InferenceServicer
+
+from contract.metadata import LANGUAGES
 
 from . import codec
 
@@ -232,6 +235,15 @@ class ClosedInferenceServicer(InferenceServicer):  # type: ignore[misc]  # kserv
         self, request: pb.RepositoryModelUnloadRequest, context: Any
     ) -> pb.RepositoryModelUnloadResponse:
         raise Unimplemented(REPOSITORY_OFF)
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Any
+    ) -> pb.ModelMetadataResponse:
+        response: pb.ModelMetadataResponse = await super().ModelMetadata(request, context)
+        languages = getattr(self._data_plane.get_model_from_registry(request.name), "languages", ())
+        if languages:
+            context.set_trailing_metadata(((LANGUAGES, ",".join(languages)),))
+        return response
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Any

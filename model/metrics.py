@@ -1,4 +1,4 @@
-"""Model server metrics: OCR outcomes, engine stage latency, queueing and result shape.
+"""Model server metrics: OCR outcomes, engine stage latency, queueing, admission, result shape.
 
 Names start with `ocr_` and never collide with KServe's built-ins (`request_predict_seconds`
 and friends, in the default registry). The metrics live in a registry of their own, created
@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from telemetry import exemplar
 
-from .engine import OcrResult
+from .engine import ADMISSION_REASONS, Admission, OcrResult
 
 STAGES: Final = ("decode", "preprocess", "recognize")
 STAGE_BUCKETS: Final = (
@@ -79,6 +79,44 @@ class ModelMetrics:
             ["reason"],
             registry=registry,
         )
+        self.admission_refusals = Counter(
+            "ocr_admission_refusals",
+            "Requests refused at once by the engine pool, by reason: deadline (it could not "
+            "finish in time behind the work queued), memory (over OCR_MODEL_MAX_QUEUE_BYTES of "
+            "queued uploads), queue (over OCR_MODEL_MAX_QUEUE requests waiting).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ADMISSION_REASONS:  # every reason exists at 0 from the start
+            self.admission_refusals.labels(reason)
+        self.admission_queue = Gauge(
+            "ocr_admission_queue_seconds",
+            "Seconds of work the engine pool holds, as the admission plans them: what the "
+            "running requests have left plus the waiting ones' estimates with their margin "
+            "(over the workers: the wait a request arriving now would have).",
+            registry=registry,
+        )
+        self.admission_queue_bytes = Gauge(
+            "ocr_admission_queue_bytes",
+            "Bytes of uploads held by the engine pool (bounded by OCR_MODEL_MAX_QUEUE_BYTES).",
+            registry=registry,
+        )
+        self.admission_per_megapixel = Gauge(
+            "ocr_admission_estimate_seconds_per_megapixel",
+            "The admission's learned cost of a request per megapixel (seconds).",
+            registry=registry,
+        )
+        self.admission_deviation = Gauge(
+            "ocr_admission_estimate_deviation_ratio",
+            "How far off the admission's estimate tends to be: the mean relative deviation of "
+            "requests' seconds from it; each is planned 2 deviations above its estimate.",
+            registry=registry,
+        )
+        self.admission_per_request = Gauge(
+            "ocr_admission_estimate_seconds_per_request",
+            "The admission's learned fixed cost of a request, whatever its size (seconds).",
+            registry=registry,
+        )
         self.image_pixels = Histogram(
             "ocr_image_pixels", "Decoded image size.", buckets=PIXEL_BUCKETS, registry=registry
         )
@@ -113,6 +151,14 @@ class ModelMetrics:
             "ocr_result_cache_entries", "Results held by the result cache.", registry=registry
         )
 
+    def watch(self, admission: Admission) -> None:
+        """Read the admission's queue and estimate at every scrape."""
+        self.admission_queue.set_function(lambda: admission.queue_s)
+        self.admission_queue_bytes.set_function(lambda: admission.queued_bytes)
+        self.admission_per_megapixel.set_function(lambda: admission.coefficients()[1])
+        self.admission_per_request.set_function(lambda: admission.coefficients()[0])
+        self.admission_deviation.set_function(lambda: admission.coefficients()[2])
+
     def record_success(self, lang: str, result: OcrResult, *, cached: bool = False) -> None:
         """Account for one answered image (call inside the request's span for exemplars).
 
@@ -138,3 +184,7 @@ class ModelMetrics:
     def record_error(self, lang: str) -> None:
         """Account for one refused request."""
         self.requests.labels("error", lang).inc()
+
+    def record_refusal(self, reason: str) -> None:
+        """Account for one request the engine pool refused at once, for `reason`."""
+        self.admission_refusals.labels(reason).inc()

@@ -4,14 +4,17 @@ The `kserve.Model` contract: `load()` sets `ready`; KServe then calls `predict()
 inference over REST and gRPC. This class knows nothing of Tesseract internals: it hands bytes
 and options to the engine pool and turns the engine's errors into protocol errors through the
 one table in `model.errors`. It computes only the outputs a request wants: the upright page
-image is kept only for `pdf` (and not for its text layer alone), and the layout writers (hOCR,
-TSV, ALTO, PDF) and the page facts run only when asked for, on a thread, off the event loop.
+image is kept only for `pdf` (and not for its text layer alone) and `preview`, and the layout
+writers (hOCR, TSV, ALTO, PDF), the preview and the page facts run only when asked for, on a
+thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import kserve
@@ -23,8 +26,9 @@ import contract
 
 from . import codec
 from .deadlines import time_left
-from .engine import EnginePool, OcrOptions, OcrResult, ResultCache
+from .engine import AdmissionRefusedError, EnginePool, OcrOptions, OcrResult, ResultCache
 from .engine.cache import CacheKey
+from .engine.types import OSD_LANGUAGE
 from .errors import to_protocol_error
 from .metrics import ModelMetrics
 
@@ -50,8 +54,10 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         metrics: ModelMetrics,
         max_request_s: float = 60.0,
         cache: ResultCache | None = None,
+        pdf_font: Path | None = None,
     ) -> None:
         super().__init__(name)
+        self._pdf_font = pdf_font
         self._pool = pool
         self._defaults = defaults
         self.metrics = metrics
@@ -69,6 +75,11 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         """Finish in-flight OCR and stop the workers (KServe calls this on shutdown)."""
         self.ready = False
         self._pool.close(wait=False)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages a request's `lang` may name, sorted: those installed but `osd`."""
+        return tuple(sorted(self._pool.engine.languages - {OSD_LANGUAGE}))
 
     def get_input_types(self) -> list[dict[str, Any]]:
         return codec.INPUT_TYPES
@@ -102,6 +113,8 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
             tenant = codec.parse_tenant(payload.parameters)
             wanted = codec.parse_outputs(payload)
             output_options = codec.parse_output_options(payload.parameters)
+            if self._pdf_font is not None:
+                output_options = replace(output_options, pdf_font=self._pdf_font)
         except InvalidInput:
             self.metrics.record_error("invalid")
             raise
@@ -120,11 +133,13 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         # The caller's gRPC deadline, capped by our own limit (REST calls carry none).
         remaining = time_left()
         budget = self._max_request_s if remaining is None else min(remaining, self._max_request_s)
-        # The searchable PDF needs the page image that was read (unless it is the text layer
-        # alone); the cache keeps results only, so such a request is always read (and its
-        # result then cached for the others). The cache key holds every option, `page` and
-        # `dpi` too: another page or resolution of the same file is another result.
-        keep_image = contract.PDF.name in wanted and not output_options.pdf_text_only
+        # The searchable PDF (unless it is the text layer alone) and the preview need the page
+        # image that was read; the cache keeps results only, so such a request is always read
+        # (and its result then cached for the others). The cache key holds every option, `page`
+        # and `dpi` too: another page or resolution of the same file is another result.
+        keep_image = (
+            contract.PDF.name in wanted and not output_options.pdf_text_only
+        ) or contract.PREVIEW.name in wanted
         key = (
             None
             if self._cache is None
@@ -139,6 +154,8 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
                 read = await self._pool.read(image, options, budget, keep_image=keep_image)
             except Exception as exc:
                 self.metrics.record_error(lang)
+                if isinstance(exc, AdmissionRefusedError):
+                    self.metrics.record_refusal(exc.reason)
                 raise to_protocol_error(exc) from None
             finally:
                 self.metrics.in_flight.dec()

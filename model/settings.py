@@ -124,9 +124,23 @@ class ModelSettings(BaseSettings):
     twice the time this machine takes for a dense 2 MP text page (~0.2 s/MP on a current x86
     core); set it to fix the rate instead."""
 
-    max_queue: int = Field(default=8, ge=0)
-    """Requests that may wait for a busy engine; one more is refused at once (gRPC
-    RESOURCE_EXHAUSTED, HTTP 429) instead of piling up."""
+    max_queue: int = Field(default=1024, ge=0)
+    """Hard cap on requests waiting for a busy engine, beyond the workers; one more is refused
+    at once (gRPC RESOURCE_EXHAUSTED, HTTP 429). Not the bound that usually applies: a request
+    is admitted when it can finish within its deadline and refused at once when it cannot
+    (see README, Admission), and the bytes waiting are bounded by `max_queue_bytes`. The large
+    default only guards against a flood of tiny requests with long deadlines."""
+
+    max_queue_bytes: int = Field(default=24 * 1024 * 1024, ge=1024 * 1024)
+    """Most bytes of uploads the engine pool holds (waiting or being read); a request that
+    would pass it is refused at once (RESOURCE_EXHAUSTED, 429) rather than swell the serving
+    process, unless the pool holds nothing else (then it runs alone, however large). The serving
+    process holds about 4 copies of each upload while it waits (the gRPC message, KServe's
+    input, the image, the copy sent to the worker: measured ~32 MiB per 8 MiB upload). The
+    default 24 MiB fits the chart: 1 GiB for the pod less 2 workers of at most 384 MiB less the
+    idle serving process (~165 MiB) leaves ~90 MiB, about 4 x 24 MiB. Not counted: uploads the
+    serving process is receiving or refusing meanwhile (bounded by the gateways' in-flight
+    upload limits)."""
 
     max_request_s: float = Field(default=60.0, gt=0)
     """Longest a request may take (queue and OCR) when the caller sets no shorter deadline;

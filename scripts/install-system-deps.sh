@@ -3,21 +3,25 @@
 # command to run and fail).
 #   run      what serving needs: Tesseract with its English and OSD data        (make run)
 #   observe  run + Prometheus                                                   (make run-observed)
-#   bench    run + the fonts the benchmark renders its pages with               (make bench, soak)
+#   bench    run + the fonts the benchmark renders its pages with, poppler-utils (pdftotext reads
+#            the searchable PDFs back)                                          (make bench, soak)
+#   web      run + German data and fonts for the test pages, Chromium and chromedriver: the web
+#            page's browser tests                                               (make screenshots)
 #   test     everything the tests use: run + German data and fonts for the test pages, Prometheus
 #            and promtool, shellcheck, poppler-utils (pdftotext), podman/runc/debootstrap/catatonit
-#            for the image tests
-# Usage: scripts/install-system-deps.sh [run|observe|bench|test]   (default: test)
+#            for the image tests, Chromium and chromedriver for the web page's tests
+# Usage: scripts/install-system-deps.sh [run|observe|bench|web|test]   (default: test)
 set -euo pipefail
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 run=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
 case "${1:-test}" in
   run) packages=("${run[@]}") ;;
   observe) packages=("${run[@]}" prometheus) ;;
-  bench) packages=("${run[@]}" fonts-dejavu-core) ;;
+  bench) packages=("${run[@]}" fonts-dejavu-core poppler-utils) ;;
+  web) packages=("${run[@]}" tesseract-ocr-deu fonts-dejavu-core chromium chromium-driver) ;;
   test)
     packages=(
       "${run[@]}"
@@ -26,9 +30,10 @@ case "${1:-test}" in
       shellcheck                            # script lint
       poppler-utils                         # pdftotext reads the searchable PDFs back
       podman runc debootstrap catatonit     # build and run the images
+      chromium chromium-driver              # the web page in a real headless browser (Selenium)
     )
     ;;
-  *) echo "usage: $0 [run|observe|bench|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [run|observe|bench|web|test]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

@@ -212,6 +212,15 @@ async def recognise(
     pdf_text: Annotated[
         PdfTextChoice | None, Form(description=contract.PDF_TEXT.description)
     ] = None,
+    preview: Annotated[
+        bool,
+        Form(
+            description="With the `ndjson` format: each page line also carries `preview`, the "
+            "upright page that was read as a `data:image/jpeg;base64,...` URL (longest side "
+            f"at most {contract.PREVIEW_MAX_SIDE} px), to draw the page's word boxes on. "
+            "The other formats ignore it."
+        ),
+    ] = False,
 ) -> Response:
     """Reads the upload once, checks it is an accepted image or document by its bytes, and
     reads its pages on the model (see :mod:`gateway.reading` for the rule on failures).
@@ -262,6 +271,8 @@ async def recognise(
         outputs = model_outputs(output_format)
         if grafted:
             outputs = (*outputs, contract.PAGE.name)  # the page's turn places its text layer
+        if preview and output_format is NDJSON:
+            outputs = (*outputs, contract.PREVIEW.name)
         call = PageCall(
             request_id=request_id,
             # The tenant keeps the model's result cache apart per caller (see gateway.access).

@@ -1,5 +1,7 @@
 """Tesseract OCR engine, independent of any serving framework."""
 
+from .admission import REASONS as ADMISSION_REASONS
+from .admission import Admission, AdmissionRefusedError, CostEstimate
 from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_languages
 from .cache import ResultCache
 from .engine import OcrEngine, PageRead
@@ -22,7 +24,11 @@ from .types import (
 from .workers import ProcessWorkers, ThreadWorkers, Workers
 
 __all__ = [
+    "ADMISSION_REASONS",
+    "Admission",
+    "AdmissionRefusedError",
     "Backend",
+    "CostEstimate",
     "EngineBusyError",
     "EngineInputError",
     "EngineMemoryError",

@@ -2,20 +2,23 @@
 
 One worker per available CPU (cgroup quota and affinity aware) keeps each core busy without
 oversubscribing; the workers are processes the pool can stop at a deadline, or threads (see
-`workers`).
+`workers`). What is admitted is decided by deadline and bytes (see `admission`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
-import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
+from .admission import Admission, CostEstimate, Ticket, megapixels_of
 from .engine import OcrEngine, PageRead
-from .types import EngineBusyError, OcrOptions, OcrResult
+from .types import EngineTimeoutError, OcrOptions, OcrResult
 from .workers import Job, ThreadWorkers, Workers
 
 
@@ -45,15 +48,29 @@ def _cgroup_quota(root: Path) -> float | None:
     return None
 
 
+#: Requests the pool holds at most beyond its workers by default: a hard cap far above what the
+#: deadline rule admits of real pages, against the overhead of a flood of tiny requests.
+DEFAULT_MAX_QUEUE = 1024
+#: Default bytes of input the pool holds at most (see `ModelSettings.max_queue_bytes`).
+DEFAULT_MAX_QUEUE_BYTES = 24 * 1024 * 1024
+#: Uploads up to this size are measured on the event loop (~25 us for a PNG's headers, ~0.4 ms
+#: for a JPEG's scans at this size); larger ones on a thread, so the loop never waits on them.
+_INLINE_PROBE_BYTES = 64 * 1024
+
+
 class EnginePool:
     """Admission in front of a set of engine workers, each with its own warmed-up Tesseract.
 
-    At most `workers + max_queue` requests are inside the pool; one more is refused at once with
-    EngineBusyError instead of piling up. Each request has a time budget: it expires while
-    queued, or Tesseract stops at it (and a worker process still busy just after it is
-    stopped); a cancelled caller's queued work is dropped. `engine` answers in this process
-    what needs no worker (installed languages, option checks); without `runner` the workers
-    are threads running that same engine.
+    A request is admitted when it can finish within its time, given the work already in the
+    pool (see `admission`); otherwise, or when the inputs held would pass `max_queue_bytes`, or
+    `workers + max_queue` requests are inside already, it is refused at once with
+    AdmissionRefusedError (an EngineBusyError carrying a retry hint). Each request has a time
+    budget: it expires while queued, or Tesseract stops at it (and a worker process still busy
+    just after it is stopped); a cancelled caller's queued work is dropped. `engine` answers in
+    this process what needs no worker (installed languages, option checks, image headers);
+    without `runner` the workers are threads running that same engine. `clock` (monotonic
+    seconds) times the admission's work and `estimate` starts its cost estimate (a prior);
+    tests pass ones they control.
     """
 
     def __init__(
@@ -61,16 +78,24 @@ class EnginePool:
         engine: OcrEngine,
         workers: int,
         warm_options: OcrOptions,
-        max_queue: int = 8,
+        max_queue: int = DEFAULT_MAX_QUEUE,
         *,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         runner: Workers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        estimate: CostEstimate | None = None,
     ) -> None:
         self.engine = engine
         self.runner = runner or ThreadWorkers(engine, workers, warm_options)
         self.workers = self.runner.count
-        self.capacity = self.workers + max_queue
-        self._lock = threading.Lock()
-        self._pending = 0
+        self._clock = clock
+        self.admission = Admission(
+            self.workers,
+            max_bytes=max_queue_bytes,
+            max_requests=self.workers + max_queue,
+            clock=clock,
+            estimate=estimate,
+        )
 
     def warm(self, timeout_s: float = 120.0) -> None:
         """Start every worker and load the default model in each (blocks until done)."""
@@ -94,28 +119,44 @@ class EnginePool:
         keeping the upright page image that was read when `keep_image`.
 
         The caller's context (its trace span) goes with the work, so stage spans nest under it.
-        Raises EngineBusyError when the pool is full and EngineTimeoutError when time runs out.
+        Raises EngineInputError for options or an image the engine refuses (from its headers),
+        AdmissionRefusedError when the request should not wait, and EngineTimeoutError when
+        time runs out.
         """
         options.validate(self.engine.languages)  # refused here, before it takes a place
-        with self._lock:
-            if self._pending >= self.capacity:
-                raise EngineBusyError(
-                    f"all {self.workers} OCR workers are busy and {self.capacity - self.workers} "
-                    "requests are queued; retry shortly"
-                )
-            self._pending += 1
+        measured = self._clock()
+        megapixels = await self._megapixels(data, options)
+        if timeout_s is not None:
+            timeout_s -= self._clock() - measured
+        ticket = self.admission.admit(megapixels, len(data), timeout_s)
         submitted = time.monotonic()
         deadline = None if timeout_s is None else submitted + timeout_s
         job = Job(data, options, deadline, keep_image, submitted)
-        future = self.runner.submit(job)
-        # Counted down when the work ends or is dropped, not when the caller stops waiting.
-        future.add_done_callback(self._release)
+        try:
+            future = self.runner.submit(job)
+        except BaseException:
+            self.admission.finish(ticket, learn=False)
+            raise
+        # Counted out when the work ends or is dropped, not when the caller stops waiting.
+        future.add_done_callback(functools.partial(self._finished, ticket))
         # Cancelling the awaiting task cancels the future: queued work never runs.
         return await asyncio.wrap_future(future)
 
-    def _release(self, _: object) -> None:
-        with self._lock:
-            self._pending -= 1
+    async def _megapixels(self, data: bytes, options: OcrOptions) -> float:
+        limits = self.engine.limits
+        if len(data) <= _INLINE_PROBE_BYTES:
+            return megapixels_of(data, limits, page=options.page, dpi=options.dpi)
+        return await asyncio.to_thread(
+            megapixels_of, data, limits, page=options.page, dpi=options.dpi
+        )
+
+    def _finished(self, ticket: Ticket, future: Future[PageRead]) -> None:
+        error = None if future.cancelled() else future.exception()
+        self.admission.finish(
+            ticket,
+            learn=not future.cancelled() and error is None,
+            stopped=isinstance(error, EngineTimeoutError),
+        )
 
     def close(self, wait: bool = True) -> None:
         """Stop accepting work; queued work still finishes. With `wait`, block until it has."""

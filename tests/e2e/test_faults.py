@@ -227,7 +227,8 @@ def test_overload_is_refused_at_once_with_retry_after(tmp_path: Path) -> None:
         assert statuses.count(200) >= 2  # one running, one queued
         for status, took, headers in results:
             if status == 429:
-                assert headers["retry-after"] == "1"
+                # The model's hint: when the page ahead is expected to end (whole seconds).
+                assert 1 <= int(headers["retry-after"]) <= 5
                 assert took < 1.0
         assert asyncio.run(_one(gateway.url)) == 200  # capacity is back
     finally:

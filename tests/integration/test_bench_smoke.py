@@ -20,10 +20,10 @@ pytestmark = pytest.mark.integration
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def quick_run(module: str, out: Path) -> str:
-    """`python -m <module> --quick --out <out>`; its stdout once it exits 0."""
+def quick_run(module: str, out: Path, *extra: str) -> str:
+    """`python -m <module> --quick --out <out> <extra>`; its stdout once it exits 0."""
     run = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--out", str(out)],
+        [sys.executable, "-m", module, "--quick", "--out", str(out), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -111,3 +111,57 @@ def test_formats_benchmark_runs_and_reports_its_targets(tmp_path: Path) -> None:
         "skewed deskew",
     ]
     assert all(low <= high for low, high in (t["round_ratios"] for t in result["targets"]))
+
+
+def test_documents_benchmark_runs_every_part(tmp_path: Path) -> None:
+    # OCRmyPDF is a benchmark peer installed by `make bench`, not by `make test`: left out here.
+    stdout = quick_run("bench.documents", tmp_path, "--skip-ocrmypdf")
+    assert "document / its pages one by one" in stdout
+    assert "Tesseract CLI" in stdout
+    assert "OCRmyPDF skipped" in stdout
+    assert "streamed as NDJSON" in stdout
+    result: dict[str, Any] = json.loads((tmp_path / "documents.json").read_text())
+    document = result["document"]
+    assert document["pages"] == 2
+    assert all(value > 0 for value in document["median_s"].values())
+    searchable = result["searchable_pdf"]
+    assert set(searchable["pages_per_s"]) == {"platform", "Tesseract CLI"}
+    # Rendered text, read back from each tool's text layer: both read it nearly perfectly.
+    for per_page in searchable["cer_per_page"].values():
+        assert len(per_page) == 2
+        assert all(value < 0.05 for value in per_page)
+    stream = result["stream"]
+    assert stream["gateway_peak_mb"] >= stream["gateway_before_mb"] > 0
+    assert 0 < stream["median_first_line_s"] <= stream["median_total_s"]
+    assert document["first_line_s"] > 0
+    assert [t["name"] for t in result["targets"]] == [
+        "document / its pages one by one",
+        "largest CER difference on a page",
+        "gateway peak RSS MB while the long document streams",
+        "first NDJSON line - one page's recognition, s",
+        "first NDJSON line - one page's recognition, s (scanned pages)",
+    ]
+
+
+def test_admission_benchmark_runs_every_scenario(tmp_path: Path) -> None:
+    stdout = quick_run("bench.admission", tmp_path)
+    assert "== admission by deadline (default settings) ==" in stdout
+    assert "targets (issue 13):" in stdout
+    result: dict[str, Any] = json.loads((tmp_path / "admission.json").read_text())
+    scenarios = result["scenarios"]
+    assert list(scenarios) == ["lines-8", "lines-64", "pages-64", "flood-256", "uploads-16"]
+    assert scenarios["lines-8"]["statuses"].get("200", 0) > 0
+    # The model's admission metrics were read back: the estimate has learned something.
+    assert scenarios["pages-64"]["metrics"]["ocr_admission_estimate_seconds_per_megapixel"] > 0
+    assert [target["name"] for target in result["targets"]] == [
+        "lines: throughput 64 / 8 clients",
+        "lines: non-200 answers at 64 clients",
+        "pages (10 s): 504 answers",
+        "pages (10 s): refusal p95 ms",
+        "pages (10 s): model + workers peak RSS MiB",
+        "pages (10 s): serving process peak RSS MiB",
+        "flood (2 s): refusal p95 ms",
+        "flood (2 s): Retry-After s, largest",
+        "flood (2 s): pages read",
+        "flood (2 s): /readyz not 200",
+    ]

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
 import contract
+from contract.metadata import LANGUAGES
 from gateway.protocol import pb, pb_grpc
 from tests.conftest import ModelServer, start_model_server
 from tests.support import bad_inputs as bad
@@ -190,9 +191,23 @@ def test_model_metadata_documents_the_contract(model_server: ModelServer) -> Non
         ("alto", "BYTES", [1]),
         ("pdf", "BYTES", [1]),
         ("page", "BYTES", [1]),
+        ("preview", "BYTES", [1]),
     ]
     # The same list the contract module holds, in its order.
     assert [t.name for t in meta.outputs] == [spec.name for spec in contract.OUTPUTS]
+
+
+def test_model_metadata_names_the_installed_languages(model_server: ModelServer) -> None:
+    with grpc.insecure_channel(model_server.grpc_target) as channel:
+        _, call = pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata.with_call(
+            pb.ModelMetadataRequest(name="ocr-model"), timeout=5
+        )
+    trailing = dict(call.trailing_metadata() or ())
+    languages = str(trailing[LANGUAGES]).split(",")
+    # make test installs English and German; OSD data is no language a request may name.
+    assert {"eng", "deu"} <= set(languages)
+    assert "osd" not in languages
+    assert languages == sorted(languages)
 
 
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:

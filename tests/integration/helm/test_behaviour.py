@@ -365,7 +365,7 @@ def test_network_policies_cover_every_pod(
 
 def test_ingress_publishes_the_api_only(rendered_all: dict[str, Rendered], helm: Helm) -> None:
     """/gateway (Prefix) by default; /metrics, the API docs and the health endpoints stay
-    cluster-internal. `/` can be added as Exact, for a web page at the root only."""
+    cluster-internal. `/` can be added as Exact with `/static` (the web page and its assets)."""
     internal = ("/metrics", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")
     published = ingress_paths(rendered_all["production"])
     assert [(p["path"], p["pathType"]) for p in published] == [("/gateway", "Prefix")]
@@ -380,12 +380,15 @@ def test_ingress_publishes_the_api_only(rendered_all: dict[str, Rendered], helm:
     assert [(p["path"], p["pathType"]) for p in with_root] == [
         ("/gateway", "Prefix"),
         ("/", "Exact"),
+        ("/static", "Prefix"),
     ]
     for paths in (published, with_root):
         assert any(routes(p, "/gateway/ocr") for p in paths)
         for path in internal:
             assert not any(routes(p, path) for p in paths), path
     assert any(routes(p, "/") for p in with_root)
+    assert any(routes(p, "/static/0123abcd/app.js") for p in with_root)
+    assert not any(routes(p, "/static/0123abcd/app.js") for p in published)
 
 
 def test_ingress_body_limit_fits_the_largest_upload(rendered_all: dict[str, Rendered]) -> None:

@@ -14,6 +14,7 @@ import orjson
 from PIL import Image, ImageDraw
 
 import contract
+from contract.metadata import LANGUAGES
 from gateway.codec import encode_bytes_element
 from gateway.protocol import pb, pb_grpc
 
@@ -49,6 +50,8 @@ SAMPLE_DOCUMENTS: dict[str, bytes] = {
 }
 #: What a request that lists no outputs receives.
 DEFAULT_OUTPUTS: tuple[str, ...] = contract.DEFAULT_OUTPUTS
+#: The languages the fake model names in its `ModelMetadata` answer.
+SAMPLE_LANGUAGES: tuple[str, ...] = ("deu", "eng", "fra")
 #: What the gateway asks for to answer JSON.
 JSON_OUTPUTS: tuple[str, ...] = ("text", "confidence", "words", "page")
 
@@ -60,6 +63,17 @@ def png_bytes(size: tuple[int, int] = (64, 24)) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def jpeg_bytes(size: tuple[int, int] = (64, 24)) -> bytes:
+    """A small real JPEG, the size of `SAMPLE_PAGE` by default."""
+    buffer = io.BytesIO()
+    Image.new("L", size, 255).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+#: The `preview` output of the fake model: the sample page as a JPEG.
+SAMPLE_PREVIEW: bytes = jpeg_bytes()
 
 
 def ok_response(
@@ -88,6 +102,7 @@ def ok_response(
         "confidence": confidence,
         "words": orjson.dumps(list(words)),
         "page": orjson.dumps(page),
+        "preview": SAMPLE_PREVIEW,
         **SAMPLE_DOCUMENTS,
         **(documents or {}),
     }
@@ -142,8 +157,9 @@ _Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """Answers ModelInfer from a script: first the ``failures`` in order, then ``response``
-    (by default: the outputs the request asks for, or the default ones, from the samples).
+    """Answers ModelInfer (and ModelMetadata) from a script: first the ``failures`` in order, then
+    ``response`` (by default: the outputs the request asks for, or the default ones, from the
+    samples; ModelMetadata names ``languages`` in its trailing metadata).
 
     With ``hang=True`` a call that gets past the failures never answers, so the caller's
     deadline has to end it.
@@ -156,10 +172,14 @@ class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
         response: pb.ModelInferResponse | None = None,
         hang: bool = False,
         ready: bool = True,
+        languages: Sequence[str] | None = SAMPLE_LANGUAGES,
     ) -> None:
         self.requests: list[pb.ModelInferRequest] = []
         self.calls: list[tuple[str, dict[str, str]]] = []
-        """(method, invocation metadata) of every ModelInfer, ServerReady and ModelReady call."""
+        """(method, invocation metadata) of every ModelInfer, ServerReady, ModelReady and
+        ModelMetadata call."""
+        self.languages = languages
+        """Named in the ModelMetadata answer's trailing metadata; None: not named at all."""
         self._failures = list(failures)
         self._response = response
         self._hang = hang
@@ -191,14 +211,24 @@ class FakeModelServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._record("ModelReady", context)
         return pb.ModelReadyResponse(ready=self._ready and request.name == MODEL_NAME)
 
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: _Context) -> Any:
+        self._record("ModelMetadata", context)
+        if self._failures:
+            failure = self._failures.pop(0)
+            await context.abort(failure.code, failure.details)
+        if not self._ready:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "not ready")
+        if request.name != MODEL_NAME:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"model {request.name} not found")
+        if self.languages is not None:
+            context.set_trailing_metadata(((LANGUAGES, ",".join(self.languages)),))
+        return pb.ModelMetadataResponse(name=MODEL_NAME, platform="")
+
     # The gateway never calls these; they answer UNIMPLEMENTED like an absent RPC would.
     async def ServerLive(self, request: pb.ServerLiveRequest, context: _Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: _Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
-
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: _Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the fake")
 
     async def RepositoryModelLoad(

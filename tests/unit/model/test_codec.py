@@ -11,6 +11,7 @@ import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.infer_type import InferInput, InferRequest
+from PIL import Image
 
 import contract
 from model.codec import OUTPUT_ENCODERS, build_response, parse_request, words_json
@@ -119,7 +120,8 @@ def test_a_wrongly_typed_input_is_named_in_the_error() -> None:
 def test_every_contract_output_has_an_encoder_and_text_comes_first() -> None:
     assert list(OUTPUT_ENCODERS) == [spec.name for spec in contract.OUTPUTS]
     every = [spec.name for spec in contract.OUTPUTS]
-    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model", every).to_grpc()
+    page = Image.new("L", (64, 16), 255)  # the page image `pdf` and `preview` are made of
+    response = build_response(grpc_raw(prefixed(IMAGE)), RESULT, "ocr-model", every, page).to_grpc()
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
         (spec.name, spec.datatype, list(spec.shape)) for spec in contract.OUTPUTS
     ]

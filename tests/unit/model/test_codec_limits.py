@@ -102,9 +102,10 @@ def test_rest_binary_raw_data_is_read_by_its_first_length_prefix() -> None:
         (
             pb.ModelInferRequest(
                 inputs=[tensor(contents=pb.InferTensorContents(bytes_contents=[PNG]))],
-                outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="text")] * 9,
+                outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="text")]
+                * (len(contract.OUTPUTS) + 1),
             ),
-            "at most 8 outputs",
+            f"at most {len(contract.OUTPUTS)} outputs",
         ),
     ],
 )

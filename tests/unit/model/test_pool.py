@@ -1,103 +1,37 @@
-"""EnginePool's admission, deadlines and cancellation, with a fake backend the test controls.
+"""EnginePool's hard cap, deadlines and cancellation, with a fake backend the test controls.
 
 The fake backend blocks each recognition on an event the test sets, records the options and
 the time budget it was handed and the thread it ran on, and returns canned text. Requests are
 told apart by their page-segmentation mode (`psm`), which the backend records. Waits poll
-events and counters with bounds; nothing sleeps to let time pass "probably enough".
+events and counters with bounds; nothing sleeps to let time pass "probably enough". The
+admission by deadline and bytes has its own tests (test_admission.py); here the pool's clock
+stands still and its estimate says a request costs a millisecond, so only the count cap
+(`max_queue`) refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from model.engine import (
+    AdmissionRefusedError,
+    CostEstimate,
     EngineBusyError,
     EnginePool,
     EngineTimeoutError,
     OcrEngine,
     OcrOptions,
     OcrResult,
-    Orientation,
-    Word,
 )
-from model.engine.types import Block, Box, Paragraph, TextLine
-from tests.support.images import line_png
+from tests.support.fake_backend import PAGE, TEXT, WAIT_S, FakeBackend
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
-
-PAGE = line_png("Pool under test")
-TEXT = "canned text\n"
-WORDS = (Word("canned", 90.0, 0, 0, 10, 10, 1, 1), Word("text", 80.0, 12, 0, 10, 10, 1, 1))
-_LINE = Box(0, 0, 22, 10)
-BLOCKS = (Block(_LINE, (Paragraph(_LINE, (TextLine(_LINE, WORDS),)),)),)
-#: Upper bound of every wait in this module; a healthy run needs milliseconds.
-WAIT_S = 5.0
-
-
-@dataclass
-class Call:
-    """What the backend saw of one recognition."""
-
-    psm: int
-    timeout_s: float | None
-    thread: str
-
-
-@dataclass
-class FakeBackend:
-    """A `Backend` whose recognitions block until `release` is set."""
-
-    name: str = "fake"
-    release: threading.Event = field(default_factory=threading.Event)
-    calls: list[Call] = field(default_factory=list)
-    warmed: list[tuple[str, OcrOptions]] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def languages(self) -> frozenset[str]:
-        return frozenset({"eng"})
-
-    def warm(self, options: OcrOptions) -> None:
-        with self._changed:
-            self.warmed.append((threading.current_thread().name, options))
-            self._changed.notify_all()
-
-    def recognize(
-        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
-    ) -> tuple[str, tuple[Block, ...]]:
-        with self._changed:
-            self.calls.append(Call(options.psm, timeout_s, threading.current_thread().name))
-            self._changed.notify_all()
-        if not self.release.wait(WAIT_S):
-            raise AssertionError("the test never released the backend")
-        return TEXT, BLOCKS
-
-    def orientation(self, image: Image.Image) -> Orientation | None:
-        return None
-
-    def seen(self) -> list[int]:
-        """The psm of every recognition that reached the backend, in order."""
-        with self._changed:
-            return [call.psm for call in self.calls]
-
-    def wait_for(self, what: str, check: Callable[[], bool]) -> None:
-        """Block until `check()` (read under the lock) holds; fail after WAIT_S."""
-        with self._changed:
-            if not self._changed.wait_for(check, WAIT_S):
-                raise AssertionError(f"timed out waiting for {what}")
-
-    async def entered(self, count: int) -> None:
-        """Wait, off the event loop, until `count` recognitions have reached the backend."""
-        await asyncio.to_thread(
-            self.wait_for, f"{count} calls in the backend", lambda: len(self.calls) >= count
-        )
 
 
 @dataclass
@@ -109,7 +43,14 @@ class Pools:
 
     def __call__(self, workers: int, max_queue: int) -> EnginePool:
         engine = OcrEngine(self.backend, max_pixels=10_000_000, max_frames=4)
-        pool = EnginePool(engine, workers, OcrOptions(psm=11), max_queue=max_queue)
+        pool = EnginePool(
+            engine,
+            workers,
+            OcrOptions(psm=11),
+            max_queue=max_queue,
+            clock=lambda: 0.0,
+            estimate=CostEstimate(per_request_s=0.001, per_megapixel_s=0.0),
+        )
         self.made.append(pool)
         return pool
 
@@ -129,9 +70,13 @@ def ocr(pool: EnginePool, psm: int, timeout_s: float | None = None) -> asyncio.T
 
 
 def refused_at_once(coroutine: Coroutine[Any, Any, OcrResult]) -> None:
-    """The coroutine raises EngineBusyError in its first step: it never waits for anything."""
-    with pytest.raises(EngineBusyError, match="busy"):
+    """The coroutine raises EngineBusyError in its first step: it never waits for anything;
+    the pool is full (the count cap), whatever the deadlines."""
+    with pytest.raises(EngineBusyError, match="busy") as refused:
         coroutine.send(None)
+    assert isinstance(refused.value, AdmissionRefusedError)
+    assert refused.value.reason == "queue"
+    assert refused.value.retry_after_s > 0
 
 
 async def until(check: Callable[[], bool], what: str) -> None:
@@ -165,6 +110,8 @@ def test_a_full_pool_refuses_one_more_at_once(pools: Pools) -> None:
 
 
 def test_a_request_expires_while_queued_without_reaching_the_backend(pools: Pools) -> None:
+    # Admitted because the estimate says the running request ends in a millisecond: it is
+    # wrong, and the queued request still expires when a worker takes it.
     pool = pools(workers=1, max_queue=4)
     backend = pools.backend
     budget_s = 0.02

@@ -68,5 +68,6 @@ def test_model_metadata_types() -> None:
         "alto",
         "pdf",
         "page",
+        "preview",
     ]
     assert model.get_input_types() == [{"name": "image", "datatype": "BYTES", "shape": [1]}]

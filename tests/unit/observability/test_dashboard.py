@@ -208,6 +208,26 @@ def test_documents_row_shows_pages_per_second_per_document_and_page_latency() ->
     assert units == ["short", "short", "s"]
 
 
+def test_engine_row_shows_the_admission_wait_estimate_refusals_and_bytes() -> None:
+    engine = {panel["title"]: panel for panel in _row_panels("Engine")}
+    selector = '{namespace="$namespace", job=~"$model_job"}'
+    estimate = engine["Admission: expected wait and cost estimate"]
+    assert [t["expr"] for t in estimate["targets"]] == [
+        f"max(ocr_admission_queue_seconds{selector} / ocr_engine_workers{selector})",
+        f"avg(ocr_admission_estimate_seconds_per_megapixel{selector})",
+        f"avg(ocr_admission_estimate_seconds_per_request{selector})",
+    ]
+    refusals = engine["Admission refusals by reason"]
+    assert [t["expr"] for t in refusals["targets"]] == [
+        f"sum by (reason) (rate(ocr_admission_refusals_total{selector}[$__rate_interval]))"
+    ]
+    assert "ocr_admission_queue_bytes" in engine["Admission: uploads held"]["targets"][0]["expr"]
+    units = [
+        engine[title]["fieldConfig"]["defaults"]["unit"] for title in engine if "Admission" in title
+    ]
+    assert units == ["s", "reqps", "bytes"]
+
+
 def test_cpu_panel_counts_cores_per_job() -> None:
     exprs = [query.expr for query in dashboard_queries(DASHBOARD)]
     assert (
@@ -305,6 +325,15 @@ def _good_and_bad_requests() -> list[dict[str, str]]:
         *_histogram("ocr_queue_wait_seconds", MODEL, SECONDS, 0.001),
         _gauge("ocr_in_flight_requests", MODEL, 0),
         _gauge("ocr_engine_workers", MODEL, 2),
+        _gauge("ocr_admission_queue_seconds", MODEL, 0),
+        _gauge("ocr_admission_queue_bytes", MODEL, 0),
+        _gauge("ocr_admission_estimate_seconds_per_megapixel", MODEL, 0.3),
+        _gauge("ocr_admission_estimate_seconds_per_request", MODEL, 0.005),
+        # Every reason is exported at 0 from the start: the panel has data before a refusal.
+        *(
+            _gauge("ocr_admission_refusals_total", {**MODEL, "reason": reason}, 0)
+            for reason in ("deadline", "memory", "queue")
+        ),
         *_histogram("ocr_image_pixels", MODEL, (1e4, 1e5, 1e6, 1e7), 480000),
         *_histogram("ocr_result_characters", MODEL, (10.0, 100.0, 1000.0), 42),
         *_histogram("ocr_result_words", MODEL, (1.0, 10.0, 100.0), 7),

@@ -1,0 +1,1 @@
+"""Unit tests of the `ocr` command line: the parts that need no server."""
