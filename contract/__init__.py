@@ -12,6 +12,7 @@ from .formats import ACCEPTED_FORMAT_NAMES, IMAGE_FORMATS, ImageFormat, sniff_im
 from .output_formats import (
     OUTPUT_FORMATS,
     OUTPUT_FORMATS_BY_NAME,
+    TSV_COLUMNS,
     OutputFormat,
     format_for_media_type,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "TENANT",
     "TEXT",
     "TSV",
+    "TSV_COLUMNS",
     "WORDS",
     "WORD_FIELDS",
     "BoolParameter",

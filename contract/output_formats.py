@@ -10,6 +10,13 @@ from typing import Final
 
 from .tensors import ALTO, HOCR, PDF, TSV, TensorSpec
 
+#: Tesseract's 12 TSV columns, in order: the header of the `tsv` output (model) and of a
+#: document's TSV joined from its pages (gateway).
+TSV_COLUMNS: Final[tuple[str, ...]] = (
+    "level", "page_num", "block_num", "par_num", "line_num", "word_num",
+    "left", "top", "width", "height", "conf", "text",
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:

@@ -37,7 +37,14 @@ from lxml import etree
 from pikepdf import Array, Dictionary, Name
 from PIL import Image
 
-from contract.output_formats import ALTO_XML, HOCR_DOCUMENT, SEARCHABLE_PDF, TEXT_PLAIN, TSV_TABLE
+from contract.output_formats import (
+    ALTO_XML,
+    HOCR_DOCUMENT,
+    SEARCHABLE_PDF,
+    TEXT_PLAIN,
+    TSV_COLUMNS,
+    TSV_TABLE,
+)
 
 __all__ = [
     "PageImage",
@@ -54,20 +61,7 @@ __all__ = [
 #: What separates the pages of a text answer (as Tesseract's own page separator).
 PAGE_SEPARATOR: Final = b"\f"
 #: Tesseract's TSV columns, the header used when no page produced one.
-TSV_HEADER: Final = (
-    "level",
-    "page_num",
-    "block_num",
-    "par_num",
-    "line_num",
-    "word_num",
-    "left",
-    "top",
-    "width",
-    "height",
-    "conf",
-    "text",
-)
+TSV_HEADER: Final = TSV_COLUMNS
 #: Resolution assumed for a fallback page image that declares none (as the model assumes).
 DEFAULT_DPI: Final = 300.0
 #: zlib level of fallback page images: zlib's default balance of size and time.

@@ -11,23 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from contract import TSV_COLUMNS
+
 from ..engine.types import Box
 from . import FormatPage
 
-HEADER = (
-    "level",
-    "page_num",
-    "block_num",
-    "par_num",
-    "line_num",
-    "word_num",
-    "left",
-    "top",
-    "width",
-    "height",
-    "conf",
-    "text",
-)
+HEADER = TSV_COLUMNS
 _SEPARATORS = str.maketrans("\t\r\n", "   ")
 
 
