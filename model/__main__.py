@@ -29,7 +29,7 @@ def main() -> None:
     tracer_provider = configure_tracing("ocr-model")
     model = create_model(settings)
     model.load()
-    OcrModelServer(settings, model.metrics, tracer_provider).start([model])
+    OcrModelServer(settings, model.metrics, tracer_provider, model.intake).start([model])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ in trailing metadata (`contract.metadata.LANGUAGES`: the v2 message has no field
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +33,11 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from contract.metadata import LANGUAGES
 
 from . import codec
+from .engine import Hold
+from .errors import ModelOverloaded
+
+if TYPE_CHECKING:
+    from .intake import Intake
 
 #: Most protobuf fields an inference request may hold, nested ones and packed numbers (one per
 #: byte) included. An OCR request needs a few dozen: one input with one element, at most three
@@ -105,17 +111,31 @@ def count_fields(data: bytes, descriptor: Descriptor, limit: int) -> int:
 
 class _Refused:
     """What the guarded deserializer returns instead of raising (gRPC would answer UNKNOWN
-    with the exception's class): the behaviour then refuses the call with `message`."""
+    with the exception's class): the behaviour then raises `error`."""
 
-    __slots__ = ("message",)
+    __slots__ = ("error",)
 
-    def __init__(self, message: str) -> None:
-        self.message = message
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class _Held:
+    """A parsed request whose bytes `intake` holds: the behaviour answers it within
+    `intake.holding(hold)`; should it never run (the call ended first), the bytes are given
+    back when this wrapper is collected."""
+
+    __slots__ = ("__weakref__", "hold", "intake", "request")
+
+    def __init__(self, request: Any, intake: Intake, hold: Hold) -> None:
+        self.request = request
+        self.intake = intake
+        self.hold = hold
+        weakref.finalize(self, intake.release, hold)
 
 
 def _accepted(request: Any) -> Any:
     if isinstance(request, _Refused):
-        raise InvalidArgument(request.message)
+        raise request.error
     return request
 
 
@@ -142,16 +162,26 @@ else:
 class MessageGuardInterceptor(_ServerInterceptor):
     """Parses every request message itself, refusing with INVALID_ARGUMENT a message that is
     malformed or, for the methods of `counted` (`request_types()`), holds more than
-    `max_fields` fields, counted before parsing.
+    `max_fields` fields, counted before parsing. With an `intake`, the bytes of each message
+    of the unary `held` methods are held as soon as it is received (see `model.intake`): past
+    the budget the call is refused with RESOURCE_EXHAUSTED and a retry hint, the message
+    unparsed; otherwise until the call ends.
 
     Place it inside KServe's ExceptionToStatusInterceptor, which answers its refusals.
     """
 
     def __init__(
-        self, counted: Mapping[str, Descriptor], max_fields: int = MAX_REQUEST_FIELDS
+        self,
+        counted: Mapping[str, Descriptor],
+        max_fields: int = MAX_REQUEST_FIELDS,
+        *,
+        intake: Intake | None = None,
+        held: frozenset[str] = frozenset(),
     ) -> None:
         self._counted = dict(counted)
         self._max_fields = max_fields
+        self._intake = intake
+        self._held = held
 
     def _deserializer(self, method: str, parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         descriptor = self._counted.get(method)
@@ -165,14 +195,28 @@ class MessageGuardInterceptor(_ServerInterceptor):
             "carries one image, a few parameters and at most one of each output"
         )
         limit = self._max_fields
+        intake = self._intake if method in self._held else None
 
         def guarded(data: bytes) -> Any:
+            hold = None
+            if intake is not None:
+                try:
+                    hold = intake.hold(len(data))
+                except ModelOverloaded as refusal:
+                    return _Refused(refusal)
             try:
                 if descriptor is not None and count_fields(data, descriptor, limit) > limit:
-                    return _Refused(too_many)
-                return parse(data)
+                    request: Any = _Refused(InvalidArgument(too_many))
+                else:
+                    request = parse(data)
             except Exception:  # DecodeError, MalformedMessage: the class stays out of the answer
-                return _Refused(malformed)
+                request = _Refused(InvalidArgument(malformed))
+            if intake is None or hold is None:
+                return request
+            if isinstance(request, _Refused):
+                intake.release(hold)
+                return request
+            return _Held(request, intake, hold)
 
         return guarded
 
@@ -186,7 +230,8 @@ class MessageGuardInterceptor(_ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        deserializer = self._deserializer(handler_call_details.method, handler.request_deserializer)
+        method = handler_call_details.method
+        deserializer = self._deserializer(method, handler.request_deserializer)
         serializer = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -217,7 +262,11 @@ def _guarded(inner: Any, accept: Callable[[Any], Any]) -> Any:
         return streaming
 
     async def unary(request: Any, context: Any) -> Any:
-        return await inner(accept(request), context)
+        accepted = accept(request)
+        if isinstance(accepted, _Held):
+            with accepted.intake.holding(accepted.hold):
+                return await inner(accepted.request, context)
+        return await inner(accepted, context)
 
     return unary
 

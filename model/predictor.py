@@ -30,6 +30,7 @@ from .engine import AdmissionRefusedError, EnginePool, OcrOptions, OcrResult, Re
 from .engine.cache import CacheKey
 from .engine.types import OSD_LANGUAGE
 from .errors import to_protocol_error
+from .intake import Intake
 from .metrics import ModelMetrics
 
 #: Outputs cheap enough to encode on the event loop: the defaults (text, confidence, words).
@@ -63,6 +64,8 @@ class OcrModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type info
         self.metrics = metrics
         self._max_request_s = max_request_s
         self._cache = cache
+        #: Holds each request's bytes from its receipt (the server's protocol guards use it).
+        self.intake = Intake(pool.admission, metrics.record_refusal)
 
     def load(self) -> bool:
         """Start the engine workers and load the default language in each."""

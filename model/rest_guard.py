@@ -6,17 +6,21 @@
   so no client can unload the model (KServe registers those routes unconditionally);
 - answers 413 to a body over `max_body_bytes`: from `Content-Length` before the body is read,
   and as soon as a chunked body passes the limit (the connection is then closed);
+- with an `intake`, holds the bytes of a body from its `Content-Length` before reading it, and
+  answers 429 with `Retry-After` when the engine holds too many already (see `model.intake`);
 - answers an unexpected exception with a fixed 500 `{"error": "internal error"}` and logs it
   (KServe's own handler answers `"<ExceptionClass> : <message>"`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Final
 
 from .auth import ASGIApp, Message, Receive, Scope, Send
-from .errors import INTERNAL_ERROR
+from .errors import INTERNAL_ERROR, ModelOverloaded
+from .intake import Intake
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +32,18 @@ class _BodyTooLarge(Exception):
     """Raised to the app reading a chunked body that passed the limit."""
 
 
-def _json_response(status: int, message: str, *, close: bool = False) -> tuple[Message, Message]:
-    body = b'{"error":"' + message.encode() + b'"}'
+def _json_response(
+    status: int, message: str, *, close: bool = False, retry_after: str | None = None
+) -> tuple[Message, Message]:
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     if close:
         headers.append((b"connection", b"close"))
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     return start, {"type": "http.response.body", "body": body}
 
@@ -50,9 +58,10 @@ def _content_length(scope: Scope) -> int | None:
 class RestGuardMiddleware:
     """See the module docstring; `max_body_bytes` is `OCR_MODEL_MAX_REST_BODY_BYTES`."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, intake: Intake | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.intake = intake
         self._too_large = _json_response(
             413, f"request body over the limit of {max_body_bytes} bytes", close=True
         )
@@ -71,7 +80,18 @@ class RestGuardMiddleware:
             for message in self._too_large:
                 await send(message)
             return
-        await self._guarded(scope, receive, send)
+        if self.intake is None or not length:
+            await self._guarded(scope, receive, send)
+            return
+        try:
+            hold = self.intake.hold(length)
+        except ModelOverloaded as refusal:
+            busy = _json_response(429, refusal.details, retry_after=refusal.retry_after_header)
+            for message in busy:
+                await send(message)
+            return
+        with self.intake.holding(hold):
+            await self._guarded(scope, receive, send)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0

@@ -44,6 +44,7 @@ from .errors import (
     rest_validation_error_handler,
 )
 from .grpc_guard import ClosedInferenceServicer, MessageGuardInterceptor, request_types
+from .intake import Intake
 from .metrics import ModelMetrics
 from .rest_guard import RestGuardMiddleware
 from .settings import ModelSettings
@@ -51,6 +52,7 @@ from .settings import ModelSettings
 logger = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+MODEL_INFER: Final = f"/{INFERENCE_SERVICE}/ModelInfer"
 #: Beyond the longest request, what a call on an aged connection gets to finish.
 CONNECTION_AGE_GRACE_MARGIN_S = 5.0
 #: How often grpc.health.v1 `Watch` streams learn the model's readiness (`Check` asks at once).
@@ -163,6 +165,7 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
         model_server: ModelServer,
         settings: ModelSettings,
         tracer_provider: TracerProvider | None = None,
+        intake: Intake | None = None,
     ) -> None:
         super().__init__(
             settings.grpc_port,
@@ -173,6 +176,7 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
         )
         self._settings = settings
         self._tracer_provider = tracer_provider
+        self._intake = intake
         self.health = ReadinessHealthServicer(model_server.dataplane)
 
     def interceptors(self) -> list[Any]:
@@ -197,7 +201,9 @@ class ReflectiveGRPCServer(GRPCServer):  # type: ignore[misc]  # kserve ships no
         interceptors.append(ClientSafeExceptionInterceptor())
         interceptors.append(
             MessageGuardInterceptor(
-                request_types(pb.DESCRIPTOR.services_by_name["GRPCInferenceService"])
+                request_types(pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]),
+                intake=self._intake,
+                held=frozenset({MODEL_INFER}),
             )
         )
         interceptors.append(DeadlineInterceptor())
@@ -248,6 +254,7 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
         settings: ModelSettings,
         metrics: ModelMetrics,
         tracer_provider: TracerProvider | None = None,
+        intake: Intake | None = None,
     ) -> None:
         super().__init__(
             http_port=settings.http_port,
@@ -263,6 +270,7 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
         self._settings = settings
         self._metrics = metrics
         self._tracer_provider = tracer_provider
+        self._intake = intake
 
     def start(self, models: list[Any]) -> None:
         """Serve REST and gRPC until a signal stops the server."""
@@ -278,11 +286,15 @@ class OcrModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type
         if token:
             kserve_app.add_middleware(TokenMiddleware, token=BearerToken(token))
         kserve_app.add_middleware(
-            RestGuardMiddleware, max_body_bytes=self._settings.max_rest_body_bytes
+            RestGuardMiddleware,
+            max_body_bytes=self._settings.max_rest_body_bytes,
+            intake=self._intake,
         )
         try:
             # ModelServer.stop() stops whatever `_grpc_server` holds, so ours drains like KServe's.
-            self._grpc_server = ReflectiveGRPCServer(self, self._settings, self._tracer_provider)
+            self._grpc_server = ReflectiveGRPCServer(
+                self, self._settings, self._tracer_provider, self._intake
+            )
             self.servers.append(self._grpc_server.start(self.max_threads))
             super().start(models)
         finally:

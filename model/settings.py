@@ -132,15 +132,15 @@ class ModelSettings(BaseSettings):
     default only guards against a flood of tiny requests with long deadlines."""
 
     max_queue_bytes: int = Field(default=24 * 1024 * 1024, ge=1024 * 1024)
-    """Most bytes of uploads the engine pool holds (waiting or being read); a request that
-    would pass it is refused at once (RESOURCE_EXHAUSTED, 429) rather than swell the serving
-    process, unless the pool holds nothing else (then it runs alone, however large). The serving
-    process holds about 4 copies of each upload while it waits (the gRPC message, KServe's
-    input, the image, the copy sent to the worker: measured ~32 MiB per 8 MiB upload). The
-    default 24 MiB fits the chart: 1 GiB for the pod less 2 workers of at most 384 MiB less the
-    idle serving process (~165 MiB) leaves ~90 MiB, about 4 x 24 MiB. Not counted: uploads the
-    serving process is receiving or refusing meanwhile (bounded by the gateways' in-flight
-    upload limits)."""
+    """Most bytes of uploads the serving process holds, counted from their arrival until
+    answered (a gRPC message before protobuf parses it, or before it is received when the
+    caller declares its size, as the gateway does; a REST body from its Content-Length); a
+    request that would pass it is refused at once (RESOURCE_EXHAUSTED, 429) rather than swell
+    the serving process, unless nothing else is held (then it runs alone, however large). An
+    admitted upload costs ~6 times its size while it is read (the message, protobuf's parse,
+    KServe's input, the image, the copy sent to a worker: ~48 MiB per 8 MiB upload), so the
+    default 24 MiB is ~150 MiB at most, beside the idle serving process's ~165 MiB. Not
+    counted: the messages of callers that declare no size, while they arrive."""
 
     max_request_s: float = Field(default=60.0, gt=0)
     """Longest a request may take (queue and OCR) when the caller sets no shorter deadline;

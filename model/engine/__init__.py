@@ -1,7 +1,7 @@
 """Tesseract OCR engine, independent of any serving framework."""
 
+from .admission import CURRENT_HOLD, Admission, AdmissionRefusedError, CostEstimate, Hold
 from .admission import REASONS as ADMISSION_REASONS
-from .admission import Admission, AdmissionRefusedError, CostEstimate
 from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_languages
 from .cache import ResultCache
 from .engine import OcrEngine, PageRead
@@ -25,6 +25,7 @@ from .workers import ProcessWorkers, ThreadWorkers, Workers
 
 __all__ = [
     "ADMISSION_REASONS",
+    "CURRENT_HOLD",
     "Admission",
     "AdmissionRefusedError",
     "Backend",
@@ -36,6 +37,7 @@ __all__ = [
     "EngineSpec",
     "EngineTimeoutError",
     "EngineWorkerLostError",
+    "Hold",
     "InvalidImageError",
     "InvalidOptionError",
     "OcrEngine",

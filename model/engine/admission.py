@@ -22,9 +22,14 @@ that would start at once is admitted: no amount of waiting makes it fit better (
 own deadline checks answer it); but one whose expected time exceeds its whole budget only into
 an empty pool, so doomed work does not take every worker while the estimate keeps learning.
 
-Two more bounds: the bytes of the inputs held by the pool (`max_bytes`, the serving process's
-memory), and a hard cap on the number of requests in it (`max_requests`). A request is refused
-for bytes only when others hold some: one larger than the budget still runs alone.
+Two more bounds: the bytes of the inputs held (`max_bytes`, the serving process's memory), and a
+hard cap on the number of requests in the pool (`max_requests`). A request is refused for bytes
+only when others hold some: one larger than the budget still runs alone. The bytes are held
+from the moment the serving process has the request: a gRPC message as soon as it is received,
+before protobuf parses it, and a REST body from its `Content-Length`, before it is read
+(`hold`, released when the call ends; the ticket of such a request counts no bytes again);
+otherwise from admission to the end of the work. So a refusal for memory costs no copy beyond
+the bytes received.
 
 Admitted work that then waits too long is still expired by the workers: the estimate is an
 estimate.
@@ -36,6 +41,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -153,6 +159,21 @@ class Ticket:
     nbytes: int
     cost_s: float
     started: float | None = None
+    held: bool = False
+    """Its bytes are counted by a `Hold` already (not again by the ticket)."""
+
+
+@dataclass(eq=False, slots=True)
+class Hold:
+    """The bytes of a request held from its receipt (see `Admission.hold`)."""
+
+    nbytes: int
+    released: bool = False
+
+
+#: The hold of the request the current task answers, set by whoever took it (the gRPC message
+#: guard, the REST guard) for the call's duration; None when nothing holds its bytes yet.
+CURRENT_HOLD: ContextVar[Hold | None] = ContextVar("ocr_current_hold", default=None)
 
 
 class Admission:
@@ -186,9 +207,28 @@ class Admission:
         # When the next request refused for its deadline is told to come back, at the earliest.
         self._next_retry = 0.0
 
-    def admit(self, megapixels: float, nbytes: int, budget_s: float | None) -> Ticket:
+    def hold(self, nbytes: int) -> Hold:
+        """Hold `nbytes` of a request just received, before any work on it (parsing
+        included); raises AdmissionRefusedError ("memory") when they would pass `max_bytes`
+        while others hold bytes. `release` the hold when the call ends, however it ends."""
+        with self._lock:
+            self._check_bytes(self._clock(), nbytes)
+            self._bytes += nbytes
+            return Hold(nbytes)
+
+    def release(self, hold: Hold) -> None:
+        """Give back `hold`'s bytes (once; a second release does nothing)."""
+        with self._lock:
+            if not hold.released:
+                hold.released = True
+                self._bytes -= hold.nbytes
+
+    def admit(
+        self, megapixels: float, nbytes: int, budget_s: float | None, *, held: bool = False
+    ) -> Ticket:
         """A ticket for a request of `megapixels` and `nbytes` with `budget_s` left (None: no
-        deadline); raises AdmissionRefusedError when it should not wait."""
+        deadline); raises AdmissionRefusedError when it should not wait. `held`: a `Hold`
+        counts its bytes already (the ticket neither checks nor counts them again)."""
         with self._lock:
             now = self._clock()
             if len(self._tickets) >= self.max_requests:
@@ -199,14 +239,8 @@ class Admission:
                     "queue",
                     self._hint(now, lambda freed_bytes, freed: freed >= 1),
                 )
-            if self._bytes and self._bytes + nbytes > self.max_bytes:
-                needed = self._bytes + nbytes - self.max_bytes
-                raise AdmissionRefusedError(
-                    f"the OCR engine is busy: it holds {self._bytes / 2**20:.1f} MiB of "
-                    f"uploads, {self.max_bytes / 2**20:.1f} MiB at most; retry shortly",
-                    "memory",
-                    self._hint(now, lambda freed_bytes, freed: freed_bytes >= needed),
-                )
+            if not held:
+                self._check_bytes(now, nbytes)
             cost = self.estimate.planned(megapixels)
             start = self._start_s(now)
             if budget_s is not None and start + cost > self.headroom * budget_s:
@@ -222,10 +256,11 @@ class Admission:
                         "deadline",
                         self._retry_s(now, start, cost, self.headroom * budget_s),
                     )
-            ticket = Ticket(megapixels, nbytes, cost)
+            ticket = Ticket(megapixels, nbytes, cost, held=held)
             self._tickets[ticket] = None
             self._waiting_s += cost
-            self._bytes += nbytes
+            if not held:
+                self._bytes += nbytes
             self._promote(now)
             return ticket
 
@@ -246,7 +281,8 @@ class Admission:
                 stopped and now - ticket.started > self.estimate.seconds(ticket.megapixels)
             ):
                 self.estimate.learn(ticket.megapixels, now - ticket.started)
-            self._bytes -= ticket.nbytes
+            if not ticket.held:
+                self._bytes -= ticket.nbytes
             self._promote(now)
             if len(self._tickets) <= self.workers:
                 self._waiting_s = 0.0  # nobody waits: no rounding error carried on
@@ -259,7 +295,7 @@ class Admission:
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes of input held by the requests in the pool."""
+        """Bytes of input held: by requests in the pool and by calls being received or parsed."""
         with self._lock:
             return self._bytes
 
@@ -281,6 +317,18 @@ class Admission:
             return estimate.per_request_s, estimate.per_megapixel_s, estimate.deviation
 
     # --- under the lock ---
+
+    def _check_bytes(self, now: float, nbytes: int) -> None:
+        if self._bytes and self._bytes + nbytes > self.max_bytes:
+            raise self._memory_refusal(now, self._bytes, self._bytes + nbytes - self.max_bytes)
+
+    def _memory_refusal(self, now: float, held: int, needed: int) -> AdmissionRefusedError:
+        return AdmissionRefusedError(
+            f"the OCR engine is busy: it holds {held / 2**20:.1f} MiB of uploads, "
+            f"{self.max_bytes / 2**20:.1f} MiB at most; retry shortly",
+            "memory",
+            self._hint(now, lambda freed_bytes, freed: freed_bytes >= needed),
+        )
 
     def _running(self) -> list[Ticket]:
         return list(itertools.islice(self._tickets, self.workers))

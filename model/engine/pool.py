@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from .admission import Admission, CostEstimate, Ticket, megapixels_of
+from .admission import CURRENT_HOLD, Admission, CostEstimate, Ticket, megapixels_of
 from .engine import OcrEngine, PageRead
 from .types import EngineTimeoutError, OcrOptions, OcrResult
 from .workers import Job, ThreadWorkers, Workers
@@ -128,7 +128,8 @@ class EnginePool:
         megapixels = await self._megapixels(data, options)
         if timeout_s is not None:
             timeout_s -= self._clock() - measured
-        ticket = self.admission.admit(megapixels, len(data), timeout_s)
+        held = CURRENT_HOLD.get() is not None
+        ticket = self.admission.admit(megapixels, len(data), timeout_s, held=held)
         submitted = time.monotonic()
         deadline = None if timeout_s is None else submitted + timeout_s
         job = Job(data, options, deadline, keep_image, submitted)

@@ -30,6 +30,7 @@ import contextvars
 import ctypes
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -38,7 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
-from typing import Any, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import psutil
 from opentelemetry import context as otel_context
@@ -191,11 +192,18 @@ class _SpanRecorder(SpanProcessor):
         return spans
 
 
+#: How much lower than the serving process a worker process runs (see `os.nice`).
+WORKER_NICENESS: Final = 5
+
+
 def _serve(conn: Connection, spec: EngineSpec, warm_options: OcrOptions) -> None:
     """A worker process: build the engine, warm it, then read one page per message."""
     # Ctrl-C reaches the whole process group; the dispatcher, not the terminal, stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    # Behind the serving process: its event loop (refusals, health probes) answers at once while
+    # the workers take every cycle it leaves.
+    os.nice(WORKER_NICENESS)
     recorder = _SpanRecorder()
     provider = TracerProvider()
     provider.add_span_processor(recorder)

@@ -25,7 +25,7 @@ def main() -> None:
         model.stop()
 
     signal.signal(signal.SIGUSR1, stop_model)
-    OcrModelServer(settings, model.metrics).start([model])
+    OcrModelServer(settings, model.metrics, intake=model.intake).start([model])
 
 
 if __name__ == "__main__":

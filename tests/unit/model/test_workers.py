@@ -28,6 +28,7 @@ from model.engine import (
     OcrOptions,
     ProcessWorkers,
 )
+from model.engine.workers import WORKER_NICENESS
 from model.settings import ModelSettings
 from tests.support import hostile
 from tests.support.images import line_png
@@ -81,6 +82,13 @@ def test_the_default_workers_are_processes_of_their_own(make_pool: MakePool) -> 
     assert len(pids) == 1
     assert pids[0] != os.getpid()
     assert psutil.Process(pids[0]).is_running()
+
+
+def test_workers_run_behind_the_serving_process(make_pool: MakePool) -> None:
+    """Lower CPU priority: the serving process answers refusals and probes while they read."""
+    pool = make_pool()
+    [pid] = workers_of(pool).pids
+    assert psutil.Process(pid).nice() == os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS
 
 
 def test_layout_analysis_past_the_deadline_loses_its_worker(make_pool: MakePool) -> None:
