@@ -200,10 +200,10 @@ class MessageGuardInterceptor(_ServerInterceptor):
         def guarded(data: bytes) -> Any:
             hold = None
             if intake is not None:
-                try:
-                    hold = intake.hold(len(data))
-                except ModelOverloaded as refusal:
-                    return _Refused(refusal)
+                held = intake.try_hold(len(data))
+                if isinstance(held, ModelOverloaded):
+                    return _Refused(held)  # not raised here: see Intake.try_hold
+                hold = held
             try:
                 if descriptor is not None and count_fields(data, descriptor, limit) > limit:
                     request: Any = _Refused(InvalidArgument(too_many))

@@ -133,14 +133,15 @@ class ModelSettings(BaseSettings):
 
     max_queue_bytes: int = Field(default=24 * 1024 * 1024, ge=1024 * 1024)
     """Most bytes of uploads the serving process holds, counted from their arrival until
-    answered (a gRPC message before protobuf parses it, or before it is received when the
-    caller declares its size, as the gateway does; a REST body from its Content-Length); a
-    request that would pass it is refused at once (RESOURCE_EXHAUSTED, 429) rather than swell
-    the serving process, unless nothing else is held (then it runs alone, however large). An
-    admitted upload costs ~6 times its size while it is read (the message, protobuf's parse,
-    KServe's input, the image, the copy sent to a worker: ~48 MiB per 8 MiB upload), so the
-    default 24 MiB is ~150 MiB at most, beside the idle serving process's ~165 MiB. Not
-    counted: the messages of callers that declare no size, while they arrive."""
+    answered (a gRPC message as soon as it is received, before protobuf parses it; a REST
+    body from its Content-Length, before it is read); a request that would pass it is refused
+    at once (RESOURCE_EXHAUSTED, 429) rather than swell the serving process, unless nothing
+    else is held (then it runs alone, however large). An admitted upload costs ~6 times its
+    size while it is read (the message, protobuf's parse, KServe's input, the image, the copy
+    sent to a worker: ~48 MiB per 8 MiB upload), so the default 24 MiB is ~150 MiB at most,
+    beside the idle serving process's ~165 MiB. Not counted: gRPC messages while they arrive
+    (gRPC hands a message over only once it is whole); the gateway's in-flight upload cap
+    bounds those it sends."""
 
     max_request_s: float = Field(default=60.0, gt=0)
     """Longest a request may take (queue and OCR) when the caller sets no shorter deadline;

@@ -25,11 +25,11 @@ from tests.e2e.conftest import Platform, start_platform
 from tests.support.bad_inputs import tiff_pages
 from tests.support.documents_hostile import (
     Canary,
-    RssPeak,
     child_running,
     nested_page_tree_pdf,
     scripted_pdf,
 )
+from tests.support.memory import RssPeak
 from tests.support.model_documents import blank_pdf, shared_page_pdf, vector_pdf
 from tests.support.text import cer
 

@@ -1,24 +1,29 @@
 """Large uploads from many clients at once: the model's serving process holds the bytes of what
 it admits, refuses the rest before it copies them (most before it receives them), and stays
-within its share of the pod's memory; every client gets an answer it can act on."""
+within its share of the pod's memory; the pod (serving process and workers, run as the image
+and the chart run them) stays under the chart's memory limit in the security review's worst
+case; every client gets an answer it can act on."""
 
 from __future__ import annotations
 
 import io
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
 import pytest
+import yaml
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway, ModelServer, start_gateway, start_model_server
+from tests.support.dockerfiles import runtime_env
+from tests.support.memory import RssPeak
+from tests.support.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -30,6 +35,24 @@ MAX_ATTEMPTS = 30
 #: ~220 MiB (24 MiB held = 3 uploads being read at ~48 MiB each, and messages arriving); ~490
 #: MiB when the bytes were counted only once KServe had converted each request.
 MAX_GROWTH_MIB = 400
+#: The review's worst case: this many clients sending uploads of ~19 MiB at once.
+WORST_CLIENTS = 24
+WORST_SIDE = 4400  # 4400 x 4400 gray pixels, stored uncompressed: 18.5 MiB
+_UNITS = {"Ki": 1024, "Mi": MIB, "Gi": 1024 * MIB}
+
+
+def chart_model() -> dict[str, object]:
+    """The chart's default `model` values."""
+    values = yaml.safe_load((ROOT / "helm" / "ocr-platform" / "values.yaml").read_text())
+    model: dict[str, object] = values["model"]
+    return model
+
+
+def memory_limit_bytes() -> int:
+    """The model container's memory limit in the chart's defaults."""
+    limit = str(chart_model()["resources"]["limits"]["memory"])  # type: ignore[index]
+    number, unit = limit[:-2], limit[-2:]
+    return int(number) * _UNITS[unit]
 
 
 def memory_refusals(model: ModelServer) -> float:
@@ -42,9 +65,9 @@ def memory_refusals(model: ModelServer) -> float:
     )
 
 
-def big_page() -> bytes:
-    """An 8 MiB page: a line of text on 2900 x 2900 gray pixels, stored uncompressed."""
-    image = Image.new("L", (2900, 2900), 255)
+def big_page(side: int = 2900) -> bytes:
+    """A line of text on `side` x `side` gray pixels, stored uncompressed (2900: 8 MiB)."""
+    image = Image.new("L", (side, side), 255)
     ImageDraw.Draw(image).text((100, 100), "Hello large upload", fill=0)
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=0)
@@ -54,7 +77,16 @@ def big_page() -> bytes:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServer, Gateway]]:
     log_dir = tmp_path_factory.mktemp("upload-memory")
-    model = start_model_server(log_dir)
+    # As the image and the chart's defaults run it: the image's allocator settings, two
+    # workers (a 2-CPU limit), the workers' memory limit.
+    image = runtime_env("model")
+    model = start_model_server(
+        log_dir,
+        MALLOC_ARENA_MAX=image["MALLOC_ARENA_MAX"],
+        MALLOC_MMAP_THRESHOLD_=image["MALLOC_MMAP_THRESHOLD_"],
+        OCR_MODEL_WORKERS="2",
+        OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_model()["workerMemoryBytes"]),
+    )
     try:
         gateway = start_gateway(log_dir, model)
         try:
@@ -65,28 +97,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServe
         model.service.stop()
 
 
-def test_many_large_uploads_stay_within_the_serving_process_share(
-    stack: tuple[ModelServer, Gateway],
-) -> None:
-    model, gateway = stack
-    upload = big_page()
-    assert len(upload) > 8 * MIB
-    serving = psutil.Process(model.service.process.pid)
-    idle = serving.memory_info().rss
-    peak = idle
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.02):
-            peak = max(peak, serving.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
+def polite_client(
+    gateway: Gateway, upload: bytes, rounds: int
+) -> Callable[[int], list[httpx.Response]]:
+    """A client reading `upload` `rounds` times, waiting what each refusal's Retry-After says
+    (jittered, as the gateway does for a document's pages) before sending again."""
 
     def client(seed: int) -> list[httpx.Response]:
-        """Reads the page ROUNDS times, waiting what each refusal's Retry-After says
-        (jittered, as the gateway does for a document's pages) before sending again."""
         jitter = random.Random(seed)  # noqa: S311  # jitter, not a secret
         answers: list[httpx.Response] = []
         with httpx.Client(timeout=60) as http:
@@ -95,29 +112,72 @@ def test_many_large_uploads_stay_within_the_serving_process_share(
                     f"{gateway.url}/gateway/ocr", files={"image_file": ("page.png", upload)}
                 )
                 answers.append(answer)
-                if sum(a.status_code == 200 for a in answers) == ROUNDS:
+                if sum(a.status_code == 200 for a in answers) == rounds:
                     break
                 if answer.status_code != 200:
                     time.sleep(float(answer.headers["retry-after"]) * jitter.uniform(0.5, 1.5))
         return answers
 
-    try:
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            answers = [r for rs in pool.map(client, range(CLIENTS)) for r in rs]
-    finally:
-        done.set()
-        sampler.join()
+    return client
 
+
+def check_answers(answers: list[httpx.Response], reads: int) -> Counter[int]:
+    """Every client was read in the end; each refusal says when to come back."""
     statuses = Counter(answer.status_code for answer in answers)
     assert set(statuses) <= {200, 429, 503}, statuses
-    assert statuses[200] == CLIENTS * ROUNDS, statuses  # every client was read in the end
-    assert statuses[429], statuses  # ... and refused what it could not hold
+    assert statuses[200] == reads, statuses
     for answer in answers:
         if answer.status_code == 200:
             assert "large" in answer.json()["text"].lower()
         else:
             assert int(answer.headers["retry-after"]) >= 1
             assert answer.json()["error"]["code"] in {"model_overloaded", "gateway_busy"}
+    return statuses
+
+
+def test_many_large_uploads_stay_within_the_serving_process_share(
+    stack: tuple[ModelServer, Gateway],
+) -> None:
+    model, gateway = stack
+    upload = big_page()
+    assert len(upload) > 8 * MIB
+    serving = psutil.Process(model.service.process.pid)
+    with RssPeak(serving, interval_s=0.02) as rss, ThreadPoolExecutor(CLIENTS) as pool:
+        client = polite_client(gateway, upload, ROUNDS)
+        answers = [r for rs in pool.map(client, range(CLIENTS)) for r in rs]
+
+    statuses = check_answers(answers, CLIENTS * ROUNDS)
+    assert statuses[429], statuses  # ... and refused what it could not hold
     assert memory_refusals(model) >= statuses[429]
-    growth_mib = (peak - idle) / MIB
+    growth_mib = rss.growth / MIB
     assert growth_mib < MAX_GROWTH_MIB, f"serving process grew {growth_mib:.0f} MiB"
+
+
+def test_the_reviews_worst_case_stays_under_the_pods_memory_limit(
+    stack: tuple[ModelServer, Gateway],
+) -> None:
+    """24 clients sending 18.5 MiB uploads at once through the gateway (the review measured
+    the pod at 1.5 GiB, then 1.2 GiB when a refused upload's bytes waited in a reference
+    cycle for the garbage collector): every client is read, the pod stays under 1 GiB."""
+    model, gateway = stack
+    upload = big_page(WORST_SIDE)
+    assert len(upload) > 18 * MIB
+    serving = psutil.Process(model.service.process.pid)
+    with (
+        RssPeak(serving, interval_s=0.02) as server,
+        RssPeak(serving, children=True, interval_s=0.02) as pod,
+        ThreadPoolExecutor(WORST_CLIENTS) as pool,
+    ):
+        client = polite_client(gateway, upload, 1)
+        answers = [r for rs in pool.map(client, range(WORST_CLIENTS)) for r in rs]
+
+    check_answers(answers, WORST_CLIENTS)
+    limit = memory_limit_bytes()
+    print(
+        f"\nworst case: pod {pod.start / MIB:.0f} -> {pod.peak / MIB:.0f} MiB, serving process "
+        f"{server.start / MIB:.0f} -> {server.peak / MIB:.0f} MiB (limit {limit / MIB:.0f})"
+    )
+    assert pod.peak < limit, (
+        f"pod peaked at {pod.peak / MIB:.0f} MiB (serving process {server.peak / MIB:.0f}), "
+        f"over the chart's {limit / MIB:.0f} MiB"
+    )

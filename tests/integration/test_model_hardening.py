@@ -39,6 +39,7 @@ from model.settings import ModelSettings
 from tests.conftest import ModelServer, start_gateway, start_model_server
 from tests.support import hostile_messages as hostile
 from tests.support.images import line_png
+from tests.support.memory import RssPeak
 from tests.support.processes import (
     free_port,
     http_ok,
@@ -401,38 +402,6 @@ def json_chunks(total: int, chunk: int = MiB) -> Iterator[bytes]:
 
 
 @dataclass
-class RssPeak:
-    """Samples a process's RSS in a thread until stopped; `growth` is the peak over the start."""
-
-    pid: int
-    start: int = 0
-    peak: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssPeak:
-        process = psutil.Process(self.pid)
-        self.start = self.peak = process.memory_info().rss
-
-        def sample() -> None:
-            while not self._stop.wait(0.005):
-                self.peak = max(self.peak, process.memory_info().rss)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
-
-
-@dataclass
 class Upload:
     response: bytes
     sent: int  # body bytes sent before the answer came
@@ -483,7 +452,7 @@ def upload(port: int, total: int, chunked: bool) -> Upload:
 def test_a_100_mib_body_is_413_fast_and_never_held(
     model_server: ModelServer, chunked: bool
 ) -> None:
-    with RssPeak(model_server.service.process.pid) as rss:
+    with RssPeak(psutil.Process(model_server.service.process.pid)) as rss:
         result = upload(model_server.http_port, 100 * MiB, chunked)
     status_line, _, rest = result.response.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 413"), result.response[:200]

@@ -11,7 +11,6 @@ import io
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -166,39 +165,6 @@ def child_running(leader: int, module: str) -> psutil.Process:
         if command[-2:] == ["-m", module]:
             return process
     raise LookupError(f"no `-m {module}` process below {leader}")
-
-
-@dataclass
-class RssPeak:
-    """Samples a process's resident memory in a thread while in use; `peak` is the largest."""
-
-    process: psutil.Process
-    interval_s: float = 0.005
-    peak: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssPeak:
-        self.peak = self.process.memory_info().rss
-
-        def sample() -> None:
-            while not self._stop.wait(self.interval_s):
-                self.peak = max(self.peak, self.process.memory_info().rss)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 # --- a canary a script would call ----------------------------------------------------------------

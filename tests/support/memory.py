@@ -1,0 +1,66 @@
+"""Peak resident memory of a process (and, if asked, of the processes below it) while a test
+does something."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import psutil
+
+
+def resident(process: psutil.Process, children: bool = False) -> int:
+    """`process`'s RSS, plus its descendants' with `children`: the sum counts pages they share
+    more than once, so it bounds from above what their container is charged."""
+    total: int = process.memory_info().rss
+    if children:
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # a worker replaced meanwhile
+                total += child.memory_info().rss
+    return total
+
+
+@dataclass
+class RssPeak:
+    """Samples `process`'s resident memory (with its descendants' if `children`) in a thread
+    while in use: `start` when entered, `peak` the largest seen, `growth` the difference."""
+
+    process: psutil.Process
+    children: bool = False
+    interval_s: float = 0.005
+    start: int = 0
+    peak: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            self.peak = max(self.peak, resident(self.process, self.children))
+
+    def __enter__(self) -> RssPeak:
+        self.start = self.peak = resident(self.process, self.children)
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval_s):
+                self._sample()
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self._sample()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
