@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 
 from common import SettingsLoadError, load_settings
+from common.allocator import tune_allocator
 from common.settings import EXIT_BAD_SETTINGS
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -34,6 +35,7 @@ def main() -> None:
     except SettingsLoadError as err:
         print(f"ocr-gateway: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_SETTINGS) from None
+    tune_allocator()  # before gRPC, uvicorn or telemetry start a thread
     # uvicorn's "trace" is below DEBUG; the stdlib logging of our modules stops at DEBUG.
     configure_logging(
         "DEBUG" if settings.log_level == "trace" else settings.log_level,

@@ -8,6 +8,7 @@ import sys
 def main() -> None:
     """Read settings once, build the model, load it and serve until SIGINT/SIGTERM."""
     from common import SettingsLoadError, load_settings
+    from common.allocator import tune_allocator
     from common.settings import EXIT_BAD_SETTINGS
 
     from .settings import ModelSettings
@@ -18,6 +19,7 @@ def main() -> None:
         print(f"ocr-model: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_SETTINGS) from None
 
+    tune_allocator()  # before gRPC, KServe or telemetry start a thread
     # KServe is imported only now: a bad setting is answered before its import-time setup.
     from telemetry import configure_logging, configure_tracing
 

@@ -1,7 +1,7 @@
 """Large uploads from many clients at once: the model's serving process holds the bytes of what
 it admits, refuses the rest before it copies them (most before it receives them), and stays
-within its share of the pod's memory; the pod (serving process and workers, run as the image
-and the chart run them) stays under the chart's memory limit in the security review's worst
+within its share of the pod's memory; the pod (serving process and workers, run as the
+chart's defaults run them) stays under the chart's memory limit in the security review's worst
 case; every client gets an answer it can act on."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway, ModelServer, start_gateway, start_model_server
-from tests.support.dockerfiles import runtime_env
 from tests.support.memory import RssPeak
 from tests.support.processes import ROOT
 
@@ -77,13 +76,9 @@ def big_page(side: int = 2900) -> bytes:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServer, Gateway]]:
     log_dir = tmp_path_factory.mktemp("upload-memory")
-    # As the image and the chart's defaults run it: the image's allocator settings, two
-    # workers (a 2-CPU limit), the workers' memory limit.
-    image = runtime_env("model")
+    # As the chart's defaults run it: two workers (a 2-CPU limit), the workers' memory limit.
     model = start_model_server(
         log_dir,
-        MALLOC_ARENA_MAX=image["MALLOC_ARENA_MAX"],
-        MALLOC_MMAP_THRESHOLD_=image["MALLOC_MMAP_THRESHOLD_"],
         OCR_MODEL_WORKERS="2",
         OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_model()["workerMemoryBytes"]),
     )

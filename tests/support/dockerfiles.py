@@ -1,5 +1,5 @@
-"""A small Dockerfile reader for tests that check the images or run as they would: stages,
-their instructions (continuation lines joined), the runtime stage's environment."""
+"""A small Dockerfile reader for the tests that check the images: the stages and their
+instructions, continuation lines joined."""
 
 from __future__ import annotations
 
@@ -70,14 +70,3 @@ def parse(path: Path) -> tuple[dict[str, str], list[Stage]]:
 def dockerfile(component: str) -> list[Stage]:
     """The stages of `<component>/Dockerfile`."""
     return parse(ROOT / component / "Dockerfile")[1]
-
-
-def runtime_env(component: str) -> dict[str, str]:
-    """The variables the runtime (last) stage of `<component>/Dockerfile` sets with ENV
-    (`KEY=value` forms; `${...}` references left as they are)."""
-    env: dict[str, str] = {}
-    for arguments in dockerfile(component)[-1].all("ENV"):
-        for word in shlex.split(arguments):
-            key, _, value = word.partition("=")
-            env[key] = value
-    return env
