@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import psutil
@@ -40,16 +41,17 @@ WORST_SIDE = 4400  # 4400 x 4400 gray pixels, stored uncompressed: 18.5 MiB
 _UNITS = {"Ki": 1024, "Mi": MIB, "Gi": 1024 * MIB}
 
 
-def chart_model() -> dict[str, object]:
-    """The chart's default `model` values."""
-    values = yaml.safe_load((ROOT / "helm" / "ocr-platform" / "values.yaml").read_text())
-    model: dict[str, object] = values["model"]
-    return model
+def chart_values() -> dict[str, Any]:
+    """The chart's default values."""
+    values: dict[str, Any] = yaml.safe_load(
+        (ROOT / "helm" / "ocr-platform" / "values.yaml").read_text()
+    )
+    return values
 
 
-def memory_limit_bytes() -> int:
-    """The model container's memory limit in the chart's defaults."""
-    limit = str(chart_model()["resources"]["limits"]["memory"])  # type: ignore[index]
+def memory_limit_bytes(component: str) -> int:
+    """The memory limit of `component`'s container (`model`, `gateway`) in the chart's defaults."""
+    limit = str(chart_values()[component]["resources"]["limits"]["memory"])
     number, unit = limit[:-2], limit[-2:]
     return int(number) * _UNITS[unit]
 
@@ -80,7 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServe
     model = start_model_server(
         log_dir,
         OCR_MODEL_WORKERS="2",
-        OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_model()["workerMemoryBytes"]),
+        OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_values()["model"]["workerMemoryBytes"]),
     )
     try:
         gateway = start_gateway(log_dir, model)
@@ -153,7 +155,8 @@ def test_the_reviews_worst_case_stays_under_the_pods_memory_limit(
 ) -> None:
     """24 clients sending 18.5 MiB uploads at once through the gateway (the review measured
     the pod at 1.5 GiB, then 1.2 GiB when a refused upload's bytes waited in a reference
-    cycle for the garbage collector): every client is read, the pod stays under 1 GiB."""
+    cycle for the garbage collector): every client is read, the pod stays under its 1 GiB
+    and the gateway under its 512 MiB."""
     model, gateway = stack
     upload = big_page(WORST_SIDE)
     assert len(upload) > 18 * MIB
@@ -161,18 +164,22 @@ def test_the_reviews_worst_case_stays_under_the_pods_memory_limit(
     with (
         RssPeak(serving, interval_s=0.02) as server,
         RssPeak(serving, children=True, interval_s=0.02) as pod,
+        RssPeak(psutil.Process(gateway.service.process.pid), interval_s=0.02) as front,
         ThreadPoolExecutor(WORST_CLIENTS) as pool,
     ):
         client = polite_client(gateway, upload, 1)
         answers = [r for rs in pool.map(client, range(WORST_CLIENTS)) for r in rs]
 
     check_answers(answers, WORST_CLIENTS)
-    limit = memory_limit_bytes()
+    limit, front_limit = memory_limit_bytes("model"), memory_limit_bytes("gateway")
     print(
         f"\nworst case: pod {pod.start / MIB:.0f} -> {pod.peak / MIB:.0f} MiB, serving process "
-        f"{server.start / MIB:.0f} -> {server.peak / MIB:.0f} MiB (limit {limit / MIB:.0f})"
+        f"{server.start / MIB:.0f} -> {server.peak / MIB:.0f} MiB (limit {limit / MIB:.0f}); "
+        f"gateway {front.start / MIB:.0f} -> {front.peak / MIB:.0f} MiB "
+        f"(limit {front_limit / MIB:.0f})"
     )
     assert pod.peak < limit, (
         f"pod peaked at {pod.peak / MIB:.0f} MiB (serving process {server.peak / MIB:.0f}), "
         f"over the chart's {limit / MIB:.0f} MiB"
     )
+    assert front.peak < front_limit, f"gateway peaked at {front.peak / MIB:.0f} MiB"
