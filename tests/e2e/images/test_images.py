@@ -208,6 +208,19 @@ def test_runtime_image_has_no_compiler_pip_or_caches(
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
+def test_the_only_console_script_is_the_components_own(
+    podman: Podman, images: Images, component: str
+) -> None:
+    """The project declares `ocr`, `ocr-gateway` and `ocr-model`; an image holds one of their
+    packages, so the others would fail with ModuleNotFoundError."""
+    result = podman.run(
+        "run", "--rm", "--network=host", "--entrypoint", "/bin/sh", images[component],
+        "-c", "cd /opt/venv/bin && ls ocr*",
+    )  # fmt: skip
+    assert result.stdout.split() == [f"ocr-{component}"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_image_configuration(podman: Podman, images: Images, component: str) -> None:
     """Non-root numeric user, exec-form entrypoint, OCI labels with the git revision."""
     inspected = json.loads(podman.run("image", "inspect", images[component]).stdout)[0]
