@@ -22,6 +22,7 @@ from .engine import (
     ResultCache,
     Workers,
     available_cpus,
+    container_memory_limit,
 )
 from .formats.pdf import DEFAULT_FONT
 from .metrics import ModelMetrics
@@ -83,6 +84,7 @@ def create_pool(
             workers,
             defaults,
             memory_limit_bytes=settings.worker_memory_bytes or None,
+            pod_memory_limit_bytes=settings.container_memory_bytes or container_memory_limit(),
             on_stop=on_worker_stop,
         )
     kind = "processes" if runner else "threads"

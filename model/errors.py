@@ -24,7 +24,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from grpc import StatusCode
-from grpc_interceptor.exceptions import DeadlineExceeded, ResourceExhausted
+from grpc_interceptor.exceptions import DeadlineExceeded, GrpcException, ResourceExhausted
 from kserve.errors import InvalidInput, ModelNotReady, ServerNotLive, ServerNotReady
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
@@ -156,6 +156,23 @@ async def rest_validation_error_handler(request: Request, exc: Exception) -> JSO
     return JSONResponse({"error": f"malformed request body: {problem}"}, status_code=400)
 
 
+#: Exceptions that are answers (a status and a client-safe message), not failures to log.
+_ANSWERS: Final = (GrpcException, InvalidInput, ModelNotReady, ServerNotReady, ServerNotLive)
+
+
+def forget_where(error: BaseException) -> None:
+    """Drop `error`'s traceback and the exceptions it was raised from, once it is only an answer.
+
+    gRPC's abort keeps its AbortError on the call's state, which the frames of its traceback
+    reach again: a reference cycle, freed only by the cyclic garbage collector. Through the
+    AbortError's context (this error) and its traceback, that cycle would reach every frame the
+    error passed through, and what they held: the upload, its parsed message, KServe's copy, the
+    image (~5 times the upload). Refused 18.5 MiB uploads piled up to 775 MiB that way."""
+    error.__traceback__ = None
+    error.__context__ = None
+    error.__cause__ = None
+
+
 class ClientSafeExceptionInterceptor(ExceptionToStatusInterceptor):  # type: ignore[misc]
     """KServe's gRPC exception-to-status mapping, fixed where it fails: it reads a `reason`
     that `ModelNotReady`, `ServerNotReady`, `ServerNotLive` and `NotImplementedError` lack, and
@@ -166,6 +183,8 @@ class ClientSafeExceptionInterceptor(ExceptionToStatusInterceptor):  # type: ign
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str
     ) -> NoReturn:
+        if isinstance(ex, _ANSWERS):
+            forget_where(ex)
         if isinstance(ex, ModelNotReady | ServerNotReady | ServerNotLive):
             await context.abort(StatusCode.UNAVAILABLE, str(ex))
         if isinstance(ex, NotImplementedError):

@@ -264,8 +264,14 @@ def _guarded(inner: Any, accept: Callable[[Any], Any]) -> Any:
     async def unary(request: Any, context: Any) -> Any:
         accepted = accept(request)
         if isinstance(accepted, _Held):
-            with accepted.intake.holding(accepted.hold):
-                return await inner(accepted.request, context)
+            try:
+                with accepted.intake.holding(accepted.hold):
+                    return await inner(accepted.request, context)
+            finally:
+                # The interceptors' frames hold this wrapper until the call's state goes,
+                # which may wait for the garbage collector (see model.errors.forget_where):
+                # not the parsed message with it.
+                accepted.request = None
         return await inner(accepted, context)
 
     return unary

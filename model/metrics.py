@@ -74,8 +74,9 @@ class ModelMetrics:
         self.worker_stops = Counter(
             "ocr_engine_worker_stops",
             "Engine worker processes stopped and restarted, by reason: deadline (still busy "
-            "past its page's deadline), memory (over OCR_MODEL_WORKER_MEMORY_BYTES), lost "
-            "(died or failed on its own).",
+            "past its page's deadline), memory (over OCR_MODEL_WORKER_MEMORY_BYTES), "
+            "pod_memory (the model's processes together over its container's memory limit), "
+            "lost (died or failed on its own).",
             ["reason"],
             registry=registry,
         )

@@ -63,6 +63,18 @@ class ModelSettings(BaseSettings):
     a dense 9 MP page (300 dpi A4) peaks at ~185 MiB in gray, ~270 MiB in colour, a dense
     36 MP gray page at ~440 MiB (Tesseract takes ~9 bytes a pixel in gray, ~19 in colour)."""
 
+    container_memory_bytes: int = Field(default=0, ge=0)
+    """The model container's memory limit. 0 (default): the container's own, read from its
+    cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), or none outside a container. While
+    pages are read, the serving process and its workers are kept under it together (process
+    workers only): their resident memory is summed every 50 ms and, past the limit, the busy
+    worker holding the most is stopped and its page refused for now (RESOURCE_EXHAUSTED / 429,
+    with a retry hint), so the kernel never kills the container (every page under way) for
+    memory. The sum counts the pages they share more than once (~110 MiB with two workers),
+    headroom for the kernel. `worker_memory_bytes` still refuses a page too big for any
+    worker; this bound catches the pod as a whole, e.g. a serving process swollen by a flood
+    of large uploads from many gateways while both workers read large pages."""
+
     tessdata_dir: Path = _DEBIAN_TESSDATA
     """Directory of `<lang>.traineddata` files (Debian: /usr/share/tesseract-ocr/5/tessdata)."""
 

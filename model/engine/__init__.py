@@ -5,12 +5,13 @@ from .admission import REASONS as ADMISSION_REASONS
 from .backends import Backend, PytesseractBackend, TesserocrBackend, installed_languages
 from .cache import ResultCache
 from .engine import OcrEngine, PageRead
-from .pool import EnginePool, available_cpus
+from .pool import EnginePool, available_cpus, container_memory_limit
 from .spec import EngineSpec
 from .types import (
     EngineBusyError,
     EngineInputError,
     EngineMemoryError,
+    EngineMemoryShortError,
     EngineTimeoutError,
     EngineWorkerLostError,
     InvalidImageError,
@@ -33,6 +34,7 @@ __all__ = [
     "EngineBusyError",
     "EngineInputError",
     "EngineMemoryError",
+    "EngineMemoryShortError",
     "EnginePool",
     "EngineSpec",
     "EngineTimeoutError",
@@ -54,5 +56,6 @@ __all__ = [
     "Word",
     "Workers",
     "available_cpus",
+    "container_memory_limit",
     "installed_languages",
 ]

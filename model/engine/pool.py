@@ -31,6 +31,24 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, cpus)
 
 
+#: A cgroup memory limit at or above this is no limit (cgroup v1 writes 2^63 rounded to pages).
+_UNLIMITED_MEMORY = 1 << 60
+
+
+def container_memory_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The memory limit of this process's container: cgroup v2 `memory.max` or v1
+    `memory.limit_in_bytes`; None without one."""
+    for path in (cgroup_root / "memory.max", cgroup_root / "memory" / "memory.limit_in_bytes"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < _UNLIMITED_MEMORY:
+            return int(text)
+        return None  # "max", or a v1 limit of "unlimited"
+    return None
+
+
 def _cgroup_quota(root: Path) -> float | None:
     try:
         fields = (root / "cpu.max").read_text().split()
@@ -141,7 +159,13 @@ class EnginePool:
         # Counted out when the work ends or is dropped, not when the caller stops waiting.
         future.add_done_callback(functools.partial(self._finished, ticket))
         # Cancelling the awaiting task cancels the future: queued work never runs.
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            # A failed page's exception, which `future` keeps, has this frame in its traceback:
+            # the pair would be a reference cycle holding `data` (and the caller's frames with
+            # their copies of the upload) until the cyclic garbage collector ran.
+            del future, job
 
     async def _megapixels(self, data: bytes, options: OcrOptions) -> float:
         limits = self.engine.limits

@@ -53,6 +53,11 @@ class EngineMemoryError(InvalidImageError):
     """Reading the page took more memory than a worker may use: the page is refused."""
 
 
+class EngineMemoryShortError(EngineBusyError):
+    """The model's processes together held more than its container may: the worker reading the
+    page that took the most was stopped, and the page is refused until memory is back."""
+
+
 class EngineWorkerLostError(RuntimeError):
     """The worker reading the page died or failed unexpectedly (it is restarted)."""
 

@@ -9,6 +9,10 @@ thread here, which
   EngineTimeoutError; the worker is restarted at once, in the dispatcher, not in the caller;
 - with `memory_limit_bytes`, samples the worker's resident memory every `_MEMORY_POLL_S` and
   stops it once over the limit, answering EngineMemoryError (the page is refused as too big);
+- with `pod_memory_limit_bytes` (the container's limit), samples the serving process and every
+  worker as well: once they hold more together, the busy worker holding the most is stopped
+  and its page answered EngineMemoryShortError (refused for now, with a retry hint), so the
+  kernel never kills the whole container, and the pages of the others go on;
 - restarts a worker that died (killed from outside, crashed) and answers EngineWorkerLostError.
 
 Workers are forked from a `forkserver` that has imported the engine already (a restart costs
@@ -51,6 +55,7 @@ from .engine import OcrEngine, PageRead
 from .spec import EngineSpec
 from .types import (
     EngineMemoryError,
+    EngineMemoryShortError,
     EngineTimeoutError,
     EngineWorkerLostError,
     OcrOptions,
@@ -251,6 +256,13 @@ _PR_SET_PDEATHSIG = 1
 _LOST = "the OCR worker failed on this page and was restarted"
 
 
+def _short_message(held: int, limit: int) -> str:
+    return (
+        f"the model ran short of memory reading this page (its processes held {held // 2**20} "
+        f"MiB of the {limit // 2**20} MiB it may use) and stopped it: retry later"
+    )
+
+
 def _memory_message(limit: int | None) -> str:
     budget = "" if limit is None else f" of {limit // 2**20} MiB"
     return (
@@ -289,6 +301,9 @@ class _Slot:
         self._index = index
         self._process: Any = None  # multiprocessing's process classes are untyped per context
         self._conn: Connection | None = None
+        self._watched: psutil.Process | None = None
+        #: Whether the worker is reading a page (only a busy worker is stopped for the pod).
+        self.busy = False
         self.ready = threading.Event()
         self.failure: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ocr-dispatch-{index}", daemon=True)
@@ -296,6 +311,16 @@ class _Slot:
     @property
     def pid(self) -> int | None:
         return None if self._process is None else int(self._process.pid)
+
+    def resident(self) -> int:
+        """The worker's resident memory now; 0 without a worker."""
+        watched = self._watched
+        if watched is None:
+            return 0
+        try:
+            return int(watched.memory_info().rss)
+        except psutil.Error:
+            return 0
 
     def start(self) -> None:
         self._thread.start()
@@ -350,6 +375,10 @@ class _Slot:
             raise RuntimeError(f"OCR worker {self._index} failed to start: {detail}")
         owner.learned(detail)
         self._process, self._conn = process, parent_end
+        try:
+            self._watched = psutil.Process(process.pid)
+        except psutil.Error:
+            self._watched = None  # gone already: its first page tells how
 
     def _restart(self) -> None:
         try:
@@ -363,7 +392,7 @@ class _Slot:
 
     def _stop_process(self) -> None:
         process, conn = self._process, self._conn
-        self._process, self._conn = None, None
+        self._process, self._conn, self._watched = None, None, None
         if process is None or conn is None:
             return
         with contextlib.suppress(OSError):
@@ -376,7 +405,7 @@ class _Slot:
 
     def _kill(self) -> None:
         process, conn = self._process, self._conn
-        self._process, self._conn = None, None
+        self._process, self._conn, self._watched = None, None, None
         if process is not None:
             process.kill()
             process.join(_EXIT_WAIT_S)
@@ -400,7 +429,11 @@ class _Slot:
             conn.send((job.data, job.options, remaining, job.keep_image))
         except OSError:
             self._lost()
-        self._wait(conn, job)
+        self.busy = True
+        try:
+            self._wait(conn, job)
+        finally:
+            self.busy = False
         try:
             kind, payload, spans = conn.recv()
         except (EOFError, OSError):
@@ -417,22 +450,27 @@ class _Slot:
         owner = self._owner
         limit = None if job.deadline is None else job.deadline + owner.grace_s
         memory_limit = owner.memory_limit_bytes
-        watched = psutil.Process(self.pid) if memory_limit else None
+        watched = self._watched if memory_limit or owner.pod_memory_limit_bytes else None
         while True:
-            step = _MEMORY_POLL_S if memory_limit else _IDLE_POLL_S
+            step = _MEMORY_POLL_S if watched is not None else _IDLE_POLL_S
             if limit is not None:
                 step = min(step, max(0.0, limit - time.monotonic()))
             if conn.poll(step):
                 return
-            if watched is not None and memory_limit is not None:
+            if watched is not None:
                 try:
-                    resident = watched.memory_info().rss
+                    resident = int(watched.memory_info().rss)
                 except psutil.Error:
                     return  # it exited: recv() tells how
-                if resident > memory_limit:
+                if memory_limit is not None and resident > memory_limit:
                     self._kill()
                     owner.stopped("memory")
                     raise EngineMemoryError(_memory_message(memory_limit))
+                short = owner.short_of_memory(self, resident)
+                if short is not None:
+                    self._kill()
+                    owner.stopped("pod_memory")
+                    raise EngineMemoryShortError(short)
             if limit is not None and time.monotonic() >= limit:
                 self._kill()
                 owner.stopped("deadline")
@@ -451,6 +489,7 @@ class ProcessWorkers:
         warm_options: OcrOptions,
         *,
         memory_limit_bytes: int | None = None,
+        pod_memory_limit_bytes: int | None = None,
         grace_s: float = 0.5,
         start_timeout_s: float = 120.0,
         on_stop: Callable[[str], None] | None = None,
@@ -459,6 +498,9 @@ class ProcessWorkers:
         self.count = count
         self.warm_options = warm_options
         self.memory_limit_bytes = memory_limit_bytes
+        #: Most the serving process and the workers may hold together (resident memory).
+        self.pod_memory_limit_bytes = pod_memory_limit_bytes
+        self._serving = psutil.Process()
         self.grace_s = grace_s
         self.start_timeout_s = start_timeout_s
         #: Told the reason ("deadline", "memory", "lost") each time a worker is stopped.
@@ -473,6 +515,7 @@ class ProcessWorkers:
         #: Workers stopped at a deadline, over their memory, and restarts (for tests, metrics).
         self.stopped_at_deadline = 0
         self.stopped_for_memory = 0
+        self.stopped_for_pod_memory = 0
         self.restarts = 0
 
     @property
@@ -480,13 +523,35 @@ class ProcessWorkers:
         """Process ids of the running workers."""
         return [pid for slot in self._slots if (pid := slot.pid) is not None]
 
+    def short_of_memory(self, slot: _Slot, resident: int) -> str | None:
+        """Why `slot`'s worker, holding `resident` bytes, is to be stopped for the pod: the
+        serving process and the workers hold more than `pod_memory_limit_bytes` together and
+        it is the busy worker holding the most. None otherwise. The sum counts the pages they
+        share more than once (~110 MiB with two workers): headroom under the real limit."""
+        limit = self.pod_memory_limit_bytes
+        if limit is None:
+            return None
+        try:
+            held = int(self._serving.memory_info().rss) + resident
+        except psutil.Error:
+            return None
+        for other in self._slots:
+            if other is not slot:
+                theirs = other.resident()
+                if other.busy and theirs > resident:
+                    return None  # theirs is the one to stop
+                held += theirs
+        return _short_message(held, limit) if held > limit else None
+
     def stopped(self, reason: str) -> None:
-        """Account for a worker stopped for `reason` (deadline, memory, lost)."""
+        """Account for a worker stopped for `reason` (deadline, memory, pod_memory, lost)."""
         with self._lock:
             if reason == "deadline":
                 self.stopped_at_deadline += 1
             elif reason == "memory":
                 self.stopped_for_memory += 1
+            elif reason == "pod_memory":
+                self.stopped_for_pod_memory += 1
         if self.on_stop is not None:
             self.on_stop(reason)
 

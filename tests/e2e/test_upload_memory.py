@@ -56,14 +56,19 @@ def memory_limit_bytes(component: str) -> int:
     return int(number) * _UNITS[unit]
 
 
-def memory_refusals(model: ModelServer) -> float:
+def counted(model: ModelServer, name: str, reason: str) -> float:
+    """The model's counter `name` for `reason`, from its /metrics."""
     text = httpx.get(f"{model.rest_url}/metrics", timeout=5).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "ocr_admission_refusals_total" and sample.labels["reason"] == "memory"
+        if sample.name == name and sample.labels["reason"] == reason
     )
+
+
+def memory_refusals(model: ModelServer) -> float:
+    return counted(model, "ocr_admission_refusals_total", "memory")
 
 
 def big_page(side: int = 2900) -> bytes:
@@ -75,12 +80,37 @@ def big_page(side: int = 2900) -> bytes:
     return buffer.getvalue()
 
 
+#: A worker memory limit a 19 MP page cannot be read under: every such page is admitted, then
+#: its worker stopped and the page refused as too big.
+SMALL_WORKERS = 150 * MIB
+
+
+@pytest.fixture(scope="module")
+def refusing_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ModelServer, Gateway]]:
+    log_dir = tmp_path_factory.mktemp("upload-memory-refusing")
+    model = start_model_server(
+        log_dir, OCR_MODEL_WORKERS="2", OCR_MODEL_WORKER_MEMORY_BYTES=str(SMALL_WORKERS)
+    )
+    try:
+        gateway = start_gateway(log_dir, model)
+        try:
+            yield model, gateway
+        finally:
+            gateway.service.stop()
+    finally:
+        model.service.stop()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServer, Gateway]]:
     log_dir = tmp_path_factory.mktemp("upload-memory")
-    # As the chart's defaults run it: two workers (a 2-CPU limit), the workers' memory limit.
+    # As the chart's defaults run it: two workers (a 2-CPU limit), the workers' memory limit,
+    # the container's memory limit (read from its cgroup there).
     model = start_model_server(
         log_dir,
+        OCR_MODEL_CONTAINER_MEMORY_BYTES=str(memory_limit_bytes("model")),
         OCR_MODEL_WORKERS="2",
         OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_values()["model"]["workerMemoryBytes"]),
     )
@@ -95,16 +125,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServe
 
 
 def polite_client(
-    gateway: Gateway, upload: bytes, rounds: int
+    gateway: Gateway, upload: bytes, rounds: int, attempts: int = MAX_ATTEMPTS
 ) -> Callable[[int], list[httpx.Response]]:
-    """A client reading `upload` `rounds` times, waiting what each refusal's Retry-After says
-    (jittered, as the gateway does for a document's pages) before sending again."""
+    """A client reading `upload` `rounds` times in at most `attempts`, waiting what each
+    refusal's Retry-After says (jittered, as the gateway does for a document's pages) before
+    sending again."""
 
     def client(seed: int) -> list[httpx.Response]:
         jitter = random.Random(seed)  # noqa: S311  # jitter, not a secret
         answers: list[httpx.Response] = []
         with httpx.Client(timeout=60) as http:
-            for _ in range(MAX_ATTEMPTS):
+            for _ in range(attempts):
                 answer = http.post(
                     f"{gateway.url}/gateway/ocr", files={"image_file": ("page.png", upload)}
                 )
@@ -183,3 +214,27 @@ def test_the_reviews_worst_case_stays_under_the_pods_memory_limit(
         f"over the chart's {limit / MIB:.0f} MiB"
     )
     assert front.peak < front_limit, f"gateway peaked at {front.peak / MIB:.0f} MiB"
+
+
+def test_pages_refused_once_admitted_leave_nothing_of_their_uploads_behind(
+    refusing_stack: tuple[ModelServer, Gateway],
+) -> None:
+    """Each 18.5 MiB page is admitted, read, and refused when its worker passes its memory
+    limit. The failure once reached the serving process's copies of the upload (~5 of them)
+    through a reference cycle (a future keeping the exception whose traceback held the frame
+    keeping the future), so each refused page waited for the garbage collector: the serving
+    process grew by ~90 MiB a page. Now they are freed when the call ends."""
+    model, gateway = refusing_stack
+    upload = big_page(WORST_SIDE)
+    serving = psutil.Process(model.service.process.pid)
+    pages = 24
+    with RssPeak(serving, interval_s=0.02) as server, httpx.Client(timeout=60) as http:
+        answers = [
+            http.post(f"{gateway.url}/gateway/ocr", files={"image_file": ("page.png", upload)})
+            for _ in range(pages)
+        ]
+    assert {answer.status_code for answer in answers} == {422}, answers[0].text
+    assert all("memory limit" in answer.json()["error"]["message"] for answer in answers)
+    assert counted(model, "ocr_engine_worker_stops_total", "memory") == pages
+    print(f"\n{pages} refused pages: serving process grew {server.growth / MIB:.0f} MiB")
+    assert server.growth < 400 * MIB, f"serving process grew {server.growth / MIB:.0f} MiB"

@@ -1,12 +1,14 @@
-"""Peak resident memory of a process (and, if asked, of the processes below it) while a test
-does something."""
+"""Memory seen from tests: the peak resident memory of a process (and, if asked, of the
+processes below it) while a test does something; what waits in reference cycles."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import psutil
 
@@ -64,3 +66,21 @@ class RssPeak:
     @property
     def growth(self) -> int:
         return self.peak - self.start
+
+
+def frames_in_cycles(holding: Callable[[object], bool]) -> list[str]:
+    """Names of the frames, reachable only through reference cycles (garbage that only the
+    cyclic collector would free), whose locals hold a value `holding` matches. Collects: call it
+    with the collector disabled since before the work that may leave such cycles."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return [
+            garbage.f_code.co_name
+            for garbage in gc.garbage
+            if isinstance(garbage, FrameType)
+            and any(holding(value) for value in garbage.f_locals.values())
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

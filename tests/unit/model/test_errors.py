@@ -16,6 +16,7 @@ from kserve.protocol.rest.server import RESTServer
 
 from model.engine import (
     EngineBusyError,
+    EngineMemoryShortError,
     EngineTimeoutError,
     InvalidImageError,
     InvalidOptionError,
@@ -28,6 +29,7 @@ ENGINE_ERRORS = [
     InvalidImageError("the image is empty (0 bytes)"),
     InvalidOptionError("psm 99 is out of range: use 0..13"),
     EngineBusyError("all 2 OCR workers are busy"),
+    EngineMemoryShortError("the model ran short of memory reading this page"),
     EngineTimeoutError("recognition ran out of time"),
 ]
 

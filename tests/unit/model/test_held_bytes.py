@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from model.errors import ClientSafeExceptionInterceptor
 from model.grpc_guard import MessageGuardInterceptor, request_types
 from model.intake import Intake
 from model.rest_guard import RestGuardMiddleware
+from tests.support.memory import frames_in_cycles
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
@@ -156,22 +156,8 @@ def test_a_message_past_the_budget_is_refused_unparsed_with_a_hint() -> None:
     asyncio.run(run())
 
 
-def uncollected_messages(size: int) -> list[bytes]:
-    """Messages of at least `size` bytes that only the cyclic garbage collector would free:
-    held by a finished frame in a reference cycle (an exception's traceback reaching it)."""
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        gc.collect()
-        return [
-            value
-            for garbage in gc.garbage
-            if isinstance(garbage, types.FrameType)
-            for value in garbage.f_locals.values()
-            if isinstance(value, bytes) and len(value) >= size
-        ]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+def big_bytes(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) >= 700 * KIB
 
 
 def test_a_refused_message_is_freed_when_its_call_ends() -> None:
@@ -191,7 +177,7 @@ def test_a_refused_message_is_freed_when_its_call_ends() -> None:
                     with pytest.raises(grpc.aio.AioRpcError) as refused:
                         await infer(upload(700 * KIB), timeout=30)
                     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                assert uncollected_messages(700 * KIB) == []
+                assert frames_in_cycles(big_bytes) == []
             finally:
                 gc.enable()
             model.go.set()

@@ -12,12 +12,15 @@ stands still and its estimate says a request costs a millisecond, so only the co
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from model.engine import (
     AdmissionRefusedError,
@@ -28,8 +31,11 @@ from model.engine import (
     OcrEngine,
     OcrOptions,
     OcrResult,
+    container_memory_limit,
 )
+from model.engine.types import Block
 from tests.support.fake_backend import PAGE, TEXT, WAIT_S, FakeBackend
+from tests.support.memory import frames_in_cycles
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
 
@@ -213,3 +219,56 @@ def test_warm_loads_the_default_options_on_every_worker_thread(pools: Pools) -> 
 
     asyncio.run(scenario())
     assert {call.thread for call in pools.backend.calls} <= set(threads)
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"memory.max": "1073741824\n"}, 1024 * 1024 * 1024),  # cgroup v2, 1Gi
+        ({"memory.max": "max\n"}, None),
+        ({"memory/memory.limit_in_bytes": "805306368\n"}, 768 * 1024 * 1024),  # v1
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1 "unlimited"
+        ({}, None),  # no cgroup files: not in a container
+    ],
+    ids=["v2", "v2-max", "v1", "v1-unlimited", "none"],
+)
+def test_the_containers_memory_limit_is_read_from_its_cgroup(
+    tmp_path: Path, files: dict[str, str], limit: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert container_memory_limit(tmp_path) == limit
+
+
+@dataclass
+class FailingBackend(FakeBackend):
+    """Fails every recognition, as a worker stopped at its deadline or over its memory does."""
+
+    def recognize(
+        self, image: Image.Image, options: OcrOptions, timeout_s: float | None = None
+    ) -> tuple[str, tuple[Block, ...]]:
+        raise EngineTimeoutError("the page was still being read at its deadline")
+
+
+def test_a_failed_page_leaves_its_upload_to_no_garbage_collector() -> None:
+    """The failure's traceback holds the frame that awaited it; were that frame to keep the
+    future keeping the failure, the pair would hold the upload in a reference cycle until the
+    cyclic collector ran (pages refused by the hundred once swelled the model by GiBs)."""
+    pools = Pools(backend=FailingBackend())
+    pool = pools(workers=1, max_queue=4)
+    upload = bytes(PAGE)  # an object of this test's own, to be found by identity
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(EngineTimeoutError):
+                await pool.recognize(upload, OcrOptions(psm=6), 5.0)
+
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+        assert frames_in_cycles(lambda value: value is upload) == []
+    finally:
+        gc.enable()
+        pool.close(wait=True)

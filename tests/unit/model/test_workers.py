@@ -22,6 +22,7 @@ from PIL import Image
 from model.assembly import create_model, create_pool
 from model.engine import (
     EngineMemoryError,
+    EngineMemoryShortError,
     EnginePool,
     EngineTimeoutError,
     EngineWorkerLostError,
@@ -131,6 +132,32 @@ def test_a_page_over_the_worker_memory_limit_is_refused_and_the_worker_replaced(
 
     asyncio.run(scenario())
     assert workers.stopped_for_memory == 1
+    assert workers.restarts == 1
+
+
+def test_the_busy_worker_is_stopped_when_the_model_runs_short_of_memory(
+    make_pool: MakePool,
+) -> None:
+    """The serving process and its workers together over the container's limit: the page's
+    worker is stopped and the page refused for now (a retry hint, not "too big"); the pod's
+    other work goes on and the next page is read by a fresh worker."""
+    pool = make_pool()
+    workers = workers_of(pool)
+    page = png(hostile.dense_page((3000, 3000)).convert("RGB"))  # ~+160 MiB in the worker
+    [pid] = workers.pids
+    idle = psutil.Process().memory_info().rss + psutil.Process(pid).memory_info().rss
+    # As the container's limit would be, with room for small pages but not this one.
+    workers.pod_memory_limit_bytes = idle + 80 * 2**20
+
+    async def scenario() -> None:
+        with pytest.raises(EngineMemoryShortError, match="ran short of memory") as short:
+            await pool.recognize(page, OcrOptions(), 60.0)
+        assert not isinstance(short.value, EngineMemoryError)  # the page is not "too big"
+        await next_page_is_read_at_once(pool)
+
+    asyncio.run(scenario())
+    assert workers.stopped_for_pod_memory == 1
+    assert workers.stopped_for_memory == 0
     assert workers.restarts == 1
 
 
