@@ -603,7 +603,9 @@ def test_trusting_every_address_needs_a_narrowed_gateway_policy(helm: Helm, ever
 #: ordinary use (~165 MiB idle). A flood of large uploads takes it higher for a moment (~350 MiB
 #: from one gateway sending 18.5 MiB uploads, ~450 MiB from two), while the workers' resident
 #: memory counts ~110 MiB of pages shared with it twice over: tests/e2e/test_upload_memory.py
-#: checks the whole pod against the chart's limit in that case instead.
+#: checks the whole pod against the chart's limit in that case instead, and past the limit the
+#: model stops its busiest worker (OCR_MODEL_CONTAINER_MEMORY_BYTES, tests/unit/model/
+#: test_workers.py).
 SERVING_PROCESS_BYTES = 200 * 2**20
 _BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
