@@ -11,8 +11,9 @@ thread here, which
   stops it once over the limit, answering EngineMemoryError (the page is refused as too big);
 - with `pod_memory_limit_bytes` (the container's limit), samples the serving process and every
   worker as well: once they hold more together, the busy worker holding the most is stopped
-  and its page answered EngineMemoryShortError (refused for now, with a retry hint), so the
-  kernel never kills the whole container, and the pages of the others go on;
+  and its page answered EngineMemoryShortError (refused for now, with a retry hint), or
+  EngineMemoryError when it would not fit even beside an idle model, so the kernel never
+  kills the whole container, and the pages of the others go on;
 - restarts a worker that died (killed from outside, crashed) and answers EngineWorkerLostError.
 
 Workers are forked from a `forkserver` that has imported the engine already (a restart costs
@@ -263,6 +264,13 @@ def _short_message(held: int, limit: int) -> str:
     )
 
 
+def _too_big_message(limit: int) -> str:
+    return (
+        f"reading this page needs more memory than the model has ({limit // 2**20} MiB for "
+        "its processes together): send a smaller page (fewer pixels) or a simpler one"
+    )
+
+
 def _memory_message(limit: int | None) -> str:
     budget = "" if limit is None else f" of {limit // 2**20} MiB"
     return (
@@ -304,6 +312,8 @@ class _Slot:
         self._watched: psutil.Process | None = None
         #: Whether the worker is reading a page (only a busy worker is stopped for the pod).
         self.busy = False
+        #: The worker's resident memory once started, before any page.
+        self.idle_resident = 0
         self.ready = threading.Event()
         self.failure: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"ocr-dispatch-{index}", daemon=True)
@@ -379,6 +389,7 @@ class _Slot:
             self._watched = psutil.Process(process.pid)
         except psutil.Error:
             self._watched = None  # gone already: its first page tells how
+        self.idle_resident = self.resident()
 
     def _restart(self) -> None:
         try:
@@ -470,7 +481,7 @@ class _Slot:
                 if short is not None:
                     self._kill()
                     owner.stopped("pod_memory")
-                    raise EngineMemoryShortError(short)
+                    raise short
             if limit is not None and time.monotonic() >= limit:
                 self._kill()
                 owner.stopped("deadline")
@@ -501,6 +512,8 @@ class ProcessWorkers:
         #: Most the serving process and the workers may hold together (resident memory).
         self.pod_memory_limit_bytes = pod_memory_limit_bytes
         self._serving = psutil.Process()
+        #: The serving process's resident memory when the workers started, before any page.
+        self._serving_idle = 0
         self.grace_s = grace_s
         self.start_timeout_s = start_timeout_s
         #: Told the reason ("deadline", "memory", "lost") each time a worker is stopped.
@@ -523,11 +536,15 @@ class ProcessWorkers:
         """Process ids of the running workers."""
         return [pid for slot in self._slots if (pid := slot.pid) is not None]
 
-    def short_of_memory(self, slot: _Slot, resident: int) -> str | None:
-        """Why `slot`'s worker, holding `resident` bytes, is to be stopped for the pod: the
-        serving process and the workers hold more than `pod_memory_limit_bytes` together and
-        it is the busy worker holding the most. None otherwise. The sum counts the pages they
-        share more than once (~110 MiB with two workers): headroom under the real limit."""
+    def short_of_memory(self, slot: _Slot, resident: int) -> Exception | None:
+        """Why `slot`'s worker, holding `resident` bytes, is to be stopped for the pod, when
+        the serving process and the workers hold more than `pod_memory_limit_bytes` together
+        and it is the busy worker holding the most; None otherwise. The page is too big
+        (EngineMemoryError) when it would not fit even beside an idle model, as it was at
+        start: a retry could only fail again. Otherwise the pod is short for now
+        (EngineMemoryShortError): the other pages, or uploads arriving, take the rest. The sum
+        counts the pages they share more than once (~110 MiB with two workers): headroom
+        under the real limit."""
         limit = self.pod_memory_limit_bytes
         if limit is None:
             return None
@@ -535,13 +552,19 @@ class ProcessWorkers:
             held = int(self._serving.memory_info().rss) + resident
         except psutil.Error:
             return None
+        alone = self._serving_idle + resident
         for other in self._slots:
             if other is not slot:
                 theirs = other.resident()
                 if other.busy and theirs > resident:
                     return None  # theirs is the one to stop
                 held += theirs
-        return _short_message(held, limit) if held > limit else None
+                alone += other.idle_resident
+        if held <= limit:
+            return None
+        if alone > limit:
+            return EngineMemoryError(_too_big_message(limit))
+        return EngineMemoryShortError(_short_message(held, limit))
 
     def stopped(self, reason: str) -> None:
         """Account for a worker stopped for `reason` (deadline, memory, pod_memory, lost)."""
@@ -566,6 +589,7 @@ class ProcessWorkers:
             if self._started:
                 return
             self._started = True
+        self._serving_idle = int(self._serving.memory_info().rss)
         for slot in self._slots:
             slot.start()
         deadline = time.monotonic() + timeout_s

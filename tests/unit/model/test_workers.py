@@ -135,29 +135,54 @@ def test_a_page_over_the_worker_memory_limit_is_refused_and_the_worker_replaced(
     assert workers.restarts == 1
 
 
-def test_the_busy_worker_is_stopped_when_the_model_runs_short_of_memory(
-    make_pool: MakePool,
-) -> None:
-    """The serving process and its workers together over the container's limit: the page's
-    worker is stopped and the page refused for now (a retry hint, not "too big"); the pod's
-    other work goes on and the next page is read by a fresh worker."""
+def idle_pod(workers: ProcessWorkers) -> int:
+    """Resident memory of this (the serving) process and the workers, none reading a page."""
+    return int(psutil.Process().memory_info().rss) + sum(
+        int(psutil.Process(pid).memory_info().rss) for pid in workers.pids
+    )
+
+
+def test_a_page_too_big_for_the_whole_model_is_refused_as_too_big(make_pool: MakePool) -> None:
+    """The serving process and its worker together over the container's limit, with nothing
+    else going on: the page would never fit, so it is refused as too big (not "retry")."""
     pool = make_pool()
     workers = workers_of(pool)
     page = png(hostile.dense_page((3000, 3000)).convert("RGB"))  # ~+160 MiB in the worker
-    [pid] = workers.pids
-    idle = psutil.Process().memory_info().rss + psutil.Process(pid).memory_info().rss
     # As the container's limit would be, with room for small pages but not this one.
-    workers.pod_memory_limit_bytes = idle + 80 * 2**20
+    workers.pod_memory_limit_bytes = idle_pod(workers) + 80 * 2**20
 
     async def scenario() -> None:
-        with pytest.raises(EngineMemoryShortError, match="ran short of memory") as short:
+        with pytest.raises(EngineMemoryError, match="more memory than the model has"):
             await pool.recognize(page, OcrOptions(), 60.0)
-        assert not isinstance(short.value, EngineMemoryError)  # the page is not "too big"
         await next_page_is_read_at_once(pool)
 
     asyncio.run(scenario())
     assert workers.stopped_for_pod_memory == 1
     assert workers.stopped_for_memory == 0
+    assert workers.restarts == 1
+
+
+def test_the_busy_worker_is_stopped_when_the_serving_process_swells(make_pool: MakePool) -> None:
+    """The page fits beside an idle model, but the serving process swells meanwhile (a flood
+    of uploads): the page's worker is stopped and the page refused for now, with a retry hint,
+    so that the container is not killed; the next page is read by a fresh worker."""
+    pool = make_pool()
+    workers = workers_of(pool)
+    page = png(hostile.dense_page((3000, 3000)).convert("RGB"))  # ~+160 MiB in the worker
+    workers.pod_memory_limit_bytes = idle_pod(workers) + 250 * 2**20
+
+    async def scenario() -> None:
+        reading = asyncio.create_task(pool.recognize(page, OcrOptions(), 60.0))
+        await asyncio.sleep(0)  # submitted
+        uploads = b"u" * (200 * 2**20)  # written, so resident: what a flood of uploads holds
+        with pytest.raises(EngineMemoryShortError, match="ran short of memory") as short:
+            await reading
+        assert not isinstance(short.value, EngineMemoryError)  # the page is not "too big"
+        del uploads
+        await next_page_is_read_at_once(pool)
+
+    asyncio.run(scenario())
+    assert workers.stopped_for_pod_memory == 1
     assert workers.restarts == 1
 
 
