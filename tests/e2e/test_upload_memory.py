@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,6 +82,19 @@ def big_page(side: int = 2900) -> bytes:
     return buffer.getvalue()
 
 
+@contextmanager
+def fronted(log_dir: Path, model: ModelServer) -> Iterator[tuple[ModelServer, Gateway]]:
+    """`model` with a gateway in front of it; both stopped at the end."""
+    try:
+        gateway = start_gateway(log_dir, model)
+        try:
+            yield model, gateway
+        finally:
+            gateway.service.stop()
+    finally:
+        model.service.stop()
+
+
 #: A worker memory limit a 19 MP page cannot be read under: every such page is admitted, then
 #: its worker stopped and the page refused as too big.
 SMALL_WORKERS = 150 * MIB
@@ -93,14 +108,8 @@ def refusing_stack(
     model = start_model_server(
         log_dir, OCR_MODEL_WORKERS="2", OCR_MODEL_WORKER_MEMORY_BYTES=str(SMALL_WORKERS)
     )
-    try:
-        gateway = start_gateway(log_dir, model)
-        try:
-            yield model, gateway
-        finally:
-            gateway.service.stop()
-    finally:
-        model.service.stop()
+    with fronted(log_dir, model) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +123,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServe
         OCR_MODEL_WORKERS="2",
         OCR_MODEL_WORKER_MEMORY_BYTES=str(chart_values()["model"]["workerMemoryBytes"]),
     )
-    try:
-        gateway = start_gateway(log_dir, model)
-        try:
-            yield model, gateway
-        finally:
-            gateway.service.stop()
-    finally:
-        model.service.stop()
+    with fronted(log_dir, model) as both:
+        yield both
 
 
 def polite_client(
