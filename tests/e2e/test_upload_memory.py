@@ -6,11 +6,7 @@ case; every client gets an answer it can act on."""
 
 from __future__ import annotations
 
-import io
-import random
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,26 +16,22 @@ import httpx
 import psutil
 import pytest
 import yaml
-from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway, ModelServer, start_gateway, start_model_server
 from tests.support.memory import RssPeak
 from tests.support.processes import ROOT
+from tests.support.uploads import WORST_CLIENTS, WORST_SIDE, big_page, check_answers, polite_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 MIB = 1024 * 1024
 CLIENTS = 16
 ROUNDS = 2
-MAX_ATTEMPTS = 30
 #: Most the serving process may grow over its idle size while the uploads arrive. Measured here:
 #: ~220 MiB (24 MiB held = 3 uploads being read at ~48 MiB each, and messages arriving); ~490
 #: MiB when the bytes were counted only once KServe had converted each request.
 MAX_GROWTH_MIB = 400
-#: The review's worst case: this many clients sending uploads of ~19 MiB at once.
-WORST_CLIENTS = 24
-WORST_SIDE = 4400  # 4400 x 4400 gray pixels, stored uncompressed: 18.5 MiB
 _UNITS = {"Ki": 1024, "Mi": MIB, "Gi": 1024 * MIB}
 
 
@@ -71,15 +63,6 @@ def counted(model: ModelServer, name: str, reason: str) -> float:
 
 def memory_refusals(model: ModelServer) -> float:
     return counted(model, "ocr_admission_refusals_total", "memory")
-
-
-def big_page(side: int = 2900) -> bytes:
-    """A line of text on `side` x `side` gray pixels, stored uncompressed (2900: 8 MiB)."""
-    image = Image.new("L", (side, side), 255)
-    ImageDraw.Draw(image).text((100, 100), "Hello large upload", fill=0)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=0)
-    return buffer.getvalue()
 
 
 @contextmanager
@@ -127,45 +110,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelServe
         yield both
 
 
-def polite_client(
-    gateway: Gateway, upload: bytes, rounds: int, attempts: int = MAX_ATTEMPTS
-) -> Callable[[int], list[httpx.Response]]:
-    """A client reading `upload` `rounds` times in at most `attempts`, waiting what each
-    refusal's Retry-After says (jittered, as the gateway does for a document's pages) before
-    sending again."""
-
-    def client(seed: int) -> list[httpx.Response]:
-        jitter = random.Random(seed)  # noqa: S311  # jitter, not a secret
-        answers: list[httpx.Response] = []
-        with httpx.Client(timeout=60) as http:
-            for _ in range(attempts):
-                answer = http.post(
-                    f"{gateway.url}/gateway/ocr", files={"image_file": ("page.png", upload)}
-                )
-                answers.append(answer)
-                if sum(a.status_code == 200 for a in answers) == rounds:
-                    break
-                if answer.status_code != 200:
-                    time.sleep(float(answer.headers["retry-after"]) * jitter.uniform(0.5, 1.5))
-        return answers
-
-    return client
-
-
-def check_answers(answers: list[httpx.Response], reads: int) -> Counter[int]:
-    """Every client was read in the end; each refusal says when to come back."""
-    statuses = Counter(answer.status_code for answer in answers)
-    assert set(statuses) <= {200, 429, 503}, statuses
-    assert statuses[200] == reads, statuses
-    for answer in answers:
-        if answer.status_code == 200:
-            assert "large" in answer.json()["text"].lower()
-        else:
-            assert int(answer.headers["retry-after"]) >= 1
-            assert answer.json()["error"]["code"] in {"model_overloaded", "gateway_busy"}
-    return statuses
-
-
 def test_many_large_uploads_stay_within_the_serving_process_share(
     stack: tuple[ModelServer, Gateway],
 ) -> None:
@@ -174,7 +118,7 @@ def test_many_large_uploads_stay_within_the_serving_process_share(
     assert len(upload) > 8 * MIB
     serving = psutil.Process(model.service.process.pid)
     with RssPeak(serving, interval_s=0.02) as rss, ThreadPoolExecutor(CLIENTS) as pool:
-        client = polite_client(gateway, upload, ROUNDS)
+        client = polite_client(gateway.url, upload, ROUNDS)
         answers = [r for rs in pool.map(client, range(CLIENTS)) for r in rs]
 
     statuses = check_answers(answers, CLIENTS * ROUNDS)
@@ -201,7 +145,7 @@ def test_the_reviews_worst_case_stays_under_the_pods_memory_limit(
         RssPeak(psutil.Process(gateway.service.process.pid), interval_s=0.02) as front,
         ThreadPoolExecutor(WORST_CLIENTS) as pool,
     ):
-        client = polite_client(gateway, upload, 1)
+        client = polite_client(gateway.url, upload, 1)
         answers = [r for rs in pool.map(client, range(WORST_CLIENTS)) for r in rs]
 
     check_answers(answers, WORST_CLIENTS)

@@ -12,7 +12,7 @@ import shlex
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,11 +128,13 @@ class Podman:
         env: Mapping[str, str],
         log: Path,
         init: bool = True,
+        options: Sequence[str] = (),
     ) -> Container:
         """`podman run --rm` in the foreground (its exit status is the container's), with a
-        read-only root filesystem and a writable /tmp only, as a hardened pod runs it."""
+        read-only root filesystem and a writable /tmp only, as a hardened pod runs it, and
+        `options` (e.g. `--memory=1g`)."""
         name = f"{NAME_PREFIX}{uuid.uuid4().hex[:10]}"
-        args = ["podman", "run", "--rm", "--name", name, "--network=host"]
+        args = ["podman", "run", "--rm", "--name", name, "--network=host", *options]
         args += ["--init"] if init else []
         args += ["--read-only", "--tmpfs", CONTAINER_TMP]
         for key, value in env.items():

@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.images.podman import CONTAINER_TMP, Container, Podman
 from tests.support.images import line_png
 from tests.support.processes import ROOT, free_port, http_ok, wait_until
+from tests.support.uploads import (
+    WORST_CLIENTS,
+    WORST_SIDE,
+    big_page,
+    check_answers,
+    polite_client,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -94,8 +105,15 @@ class Deployed:
         return self.gateway if component == "gateway" else self.model
 
 
-def run_model(podman: Podman, image: str, log_dir: Path, init: bool) -> tuple[Container, int, int]:
-    """Start the model image on free ports; wait until the model is ready."""
+def run_model(
+    podman: Podman,
+    image: str,
+    log_dir: Path,
+    init: bool,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+) -> tuple[Container, int, int]:
+    """Start the model image on free ports (with `env` and podman `options` added)."""
     http, grpc = free_port(), free_port()
     container = podman.start(
         image,
@@ -103,9 +121,11 @@ def run_model(podman: Podman, image: str, log_dir: Path, init: bool) -> tuple[Co
             "OCR_MODEL_HTTP_PORT": str(http),
             "OCR_MODEL_GRPC_PORT": str(grpc),
             "OCR_MODEL_GRACE_PERIOD_S": "5",
+            **(env or {}),
         },
         log_dir / f"model-{http}.log",
         init=init,
+        options=options,
     )
     return container, http, grpc
 
@@ -289,3 +309,92 @@ def test_sigterm_shuts_down_gracefully(
     assert container.stop_seconds < 20, f"SIGTERM took {container.stop_seconds:.1f}s:\n{output}"
     assert code in EXPECTED_EXIT[(component, init)], f"exit {code}:\n{output}"
     assert SHUTDOWN_DONE[component] in output, output
+
+
+# --- the model under a real memory limit (the container's cgroup) ------------------------------
+
+MIB = 1024 * 1024
+
+
+def cgroup_memory(container: Container) -> dict[str, int]:
+    """The container's memory cgroup as the kernel keeps it: `limit`, `peak` (the most it was
+    charged) and `oom_kills` (processes the kernel killed for memory), cgroup v1 or v2."""
+    script = (
+        "cd /sys/fs/cgroup/memory 2>/dev/null && "
+        "echo limit $(cat memory.limit_in_bytes) && echo peak $(cat memory.max_usage_in_bytes) "
+        "&& grep oom_kill memory.oom_control || "
+        "{ cd /sys/fs/cgroup && echo limit $(cat memory.max) && echo peak $(cat memory.peak) "
+        "&& grep oom_kill memory.events; }"
+    )
+    result = container.exec("/bin/sh", "-c", script)
+    found = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip())
+    assert "limit" in found, (
+        f"no memory cgroup read ({container.process.poll()}): {result.stdout} {result.stderr}"
+    )
+    return {
+        "limit": int(found["limit"]),
+        "peak": int(found["peak"]),
+        "oom_kills": int(found.get("oom_kill", "0")),
+    }
+
+
+def worker_stops(http_port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ocr_engine_worker_stops_total"
+    }
+
+
+def test_the_model_container_reads_the_worst_case_under_the_charts_memory_limit(
+    podman: Podman, images: Images, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The security review's worst case, 24 clients sending 18.5 MiB uploads at once, against
+    the model image under a real memory limit, the chart's (1 GiB, two workers, their 384 MiB
+    limit): every page is read and the kernel kills nothing (a killed worker would show as
+    `lost`, a killed serving process as the container gone). The kernel's own peak is
+    printed."""
+    chart = yaml.safe_load((ROOT / "helm" / "ocr-platform" / "values.yaml").read_text())
+    limit_mib = 1024
+    assert chart["model"]["resources"]["limits"]["memory"] == "1Gi"
+    logs = tmp_path_factory.mktemp("memory")
+    started: list[Container] = []
+    try:
+        model, http, grpc = run_model(
+            podman,
+            images["model"],
+            logs,
+            init=True,
+            env={
+                "OCR_MODEL_WORKERS": "2",
+                "OCR_MODEL_WORKER_MEMORY_BYTES": str(chart["model"]["workerMemoryBytes"]),
+            },
+            options=[f"--memory={limit_mib}m", f"--memory-swap={limit_mib}m"],
+        )
+        started.append(model)
+        wait_ready(model, f"http://127.0.0.1:{http}/v2/models/ocr-model/ready", "model container")
+        gateway, port = run_gateway(podman, images["gateway"], logs, grpc, init=True)
+        started.append(gateway)
+        wait_ready(gateway, f"http://127.0.0.1:{port}/readyz", "gateway container")
+        assert cgroup_memory(model)["limit"] == limit_mib * MIB
+
+        upload = big_page(WORST_SIDE)
+        client = polite_client(f"http://127.0.0.1:{port}", upload, 1)
+        with ThreadPoolExecutor(WORST_CLIENTS) as pool:
+            answers = [r for rs in pool.map(client, range(WORST_CLIENTS)) for r in rs]
+
+        # Exit status 137: the kernel killed the serving process for memory.
+        assert model.alive(), f"model container exited {model.process.poll()}"
+        memory, stops = cgroup_memory(model), worker_stops(http)
+        print(
+            f"\n{limit_mib} MiB container: the kernel's peak {memory['peak'] / MIB:.0f} MiB, "
+            f"worker stops {stops}, answers {dict(Counter(a.status_code for a in answers))}"
+        )
+        assert memory["oom_kills"] == 0
+        assert stops.get("lost", 0) == 0
+        check_answers(answers, WORST_CLIENTS)  # every page read
+    finally:
+        for container in reversed(started):
+            container.remove()
