@@ -70,12 +70,12 @@ class ModelSettings(BaseSettings):
     workers only): their resident memory is summed every 50 ms and, past the limit, the busy
     worker holding the most is stopped and its page refused for now (RESOURCE_EXHAUSTED / 429,
     with a retry hint), or as too big (INVALID_ARGUMENT / 400) when it would not fit even
-    beside the model as it was idle at start, so the kernel never kills the container (every
-    page under way) for memory. The sum counts the pages they share more than once (~110 MiB
-    with two workers), headroom for the kernel. `worker_memory_bytes` still refuses a page
+    beside the model as it was idle at start: the workers never take the container (every
+    page under way) past its limit. The sum counts the pages they share more than once (~110
+    MiB with two workers), headroom for the kernel. `worker_memory_bytes` still refuses a page
     too big for any worker; this bound catches the pod as a whole, e.g. a serving process
     swollen by a flood of large uploads from many gateways while both workers read large
-    pages."""
+    pages. It cannot shrink the serving process itself (see `max_queue_bytes`)."""
 
     tessdata_dir: Path = _DEBIAN_TESSDATA
     """Directory of `<lang>.traineddata` files (Debian: /usr/share/tesseract-ocr/5/tessdata)."""

@@ -12,8 +12,8 @@ thread here, which
 - with `pod_memory_limit_bytes` (the container's limit), samples the serving process and every
   worker as well: once they hold more together, the busy worker holding the most is stopped
   and its page answered EngineMemoryShortError (refused for now, with a retry hint), or
-  EngineMemoryError when it would not fit even beside an idle model, so the kernel never
-  kills the whole container, and the pages of the others go on;
+  EngineMemoryError when it would not fit even beside an idle model, so the workers never
+  take the container past its limit, and the pages of the others go on;
 - restarts a worker that died (killed from outside, crashed) and answers EngineWorkerLostError.
 
 Workers are forked from a `forkserver` that has imported the engine already (a restart costs
