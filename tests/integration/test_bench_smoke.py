@@ -149,7 +149,14 @@ def test_admission_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     assert "targets (issue 13):" in stdout
     result: dict[str, Any] = json.loads((tmp_path / "admission.json").read_text())
     scenarios = result["scenarios"]
-    assert list(scenarios) == ["lines-8", "lines-64", "pages-64", "flood-256", "uploads-16"]
+    assert list(scenarios) == [
+        "lines-8",
+        "lines-64",
+        "pages-64",
+        "flood-256",
+        "uploads-16",
+        "uploads-24",
+    ]
     assert scenarios["lines-8"]["statuses"].get("200", 0) > 0
     # The model's admission metrics were read back: the estimate has learned something.
     assert scenarios["pages-64"]["metrics"]["ocr_admission_estimate_seconds_per_megapixel"] > 0
