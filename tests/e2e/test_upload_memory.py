@@ -16,9 +16,9 @@ import httpx
 import psutil
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway, ModelServer, start_gateway, start_model_server
+from tests.support.documents_hostile import model_samples
 from tests.support.memory import RssPeak
 from tests.support.processes import ROOT
 from tests.support.uploads import WORST_CLIENTS, WORST_SIDE, big_page, check_answers, polite_client
@@ -52,13 +52,8 @@ def memory_limit_bytes(component: str) -> int:
 
 def counted(model: ModelServer, name: str, reason: str) -> float:
     """The model's counter `name` for `reason`, from its /metrics."""
-    text = httpx.get(f"{model.rest_url}/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and sample.labels["reason"] == reason
-    )
+    samples = model_samples(model.rest_url, name)
+    return sum(value for labels, value in samples.items() if ("reason", reason) in labels)
 
 
 def memory_refusals(model: ModelServer) -> float:

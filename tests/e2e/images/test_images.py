@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.images.podman import CONTAINER_TMP, Container, Podman
+from tests.support.documents_hostile import model_samples
 from tests.support.images import line_png
 from tests.support.processes import ROOT, free_port, http_ok, wait_until
 from tests.support.uploads import (
@@ -339,13 +339,9 @@ def cgroup_memory(container: Container) -> dict[str, int]:
 
 
 def worker_stops(http_port: int) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
-    return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "ocr_engine_worker_stops_total"
-    }
+    """The model's worker stops by reason, from its /metrics."""
+    samples = model_samples(f"http://127.0.0.1:{http_port}", "ocr_engine_worker_stops_total")
+    return {dict(labels)["reason"]: value for labels, value in samples.items()}
 
 
 def test_the_model_container_reads_the_worst_case_under_the_charts_memory_limit(
